@@ -1,0 +1,1 @@
+"""The `paasta` command line: thin click commands over the core."""

@@ -1,0 +1,3 @@
+from paasta_lite.cli.main import main
+
+main()

@@ -1,0 +1,51 @@
+"""The `paasta` group: subcommands are imported lazily so `paasta --help` stays fast.
+
+Each subcommand lives in its own `cli/<name>_cmd.py` module; `COMMANDS` maps the command name to
+``"module:attribute"``. Add a line here to register a new subcommand.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from paasta_lite import __version__
+from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaGroup
+
+COMMANDS: dict[str, str] = {
+    "validate": "paasta_lite.cli.validate_cmd:validate",
+    "list": "paasta_lite.cli.list_cmd:list_services",
+    "list-clusters": "paasta_lite.cli.list_cmd:list_clusters",
+    "info": "paasta_lite.cli.list_cmd:info",
+}
+
+
+class LazyGroup(PaastaGroup):
+    """A group whose subcommands are imported only when listed or invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, prog_name="paasta_lite")
+def cli() -> None:
+    """paasta_lite: deploy and inspect services described by soa-configs."""
+
+
+def main() -> None:
+    cli.main(prog_name="paasta")
+
+
+if __name__ == "__main__":
+    main()

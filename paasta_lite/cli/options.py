@@ -1,0 +1,55 @@
+"""Options shared by every command, defined once so flags mean the same thing everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+DEFAULT_SOA_DIR = "/nail/etc/services"
+SOA_DIR_ENV = "PAASTA_SOA_DIR"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def soa_dir_option(function: F) -> F:
+    """`-d/--soa-dir`, overridable with `PAASTA_SOA_DIR`, default `/nail/etc/services`."""
+    return click.option(
+        "-d",
+        "--soa-dir",
+        "soa_dir",
+        default=DEFAULT_SOA_DIR,
+        envvar=SOA_DIR_ENV,
+        show_default=True,
+        show_envvar=True,
+        type=click.Path(file_okay=False),
+        help="Directory of soa-configs (one folder per service).",
+    )(function)
+
+
+def service_option(required: bool = True) -> Callable[[F], F]:
+    """`-s/--service`."""
+
+    def decorate(function: F) -> F:
+        return click.option(
+            "-s", "--service", "service", required=required, help="Name of the service."
+        )(function)
+
+    return decorate
+
+
+def cluster_option(help_text: str = "Cluster (default: `cluster` from the system config).") -> Callable[[F], F]:
+    """`-c/--cluster`."""
+
+    def decorate(function: F) -> F:
+        return click.option("-c", "--cluster", "cluster", default=None, help=help_text)(function)
+
+    return decorate
+
+
+def verbose_option(function: F) -> F:
+    """`-v`, counted (`-vv` is more verbose)."""
+    return click.option("-v", "--verbose", "verbose", count=True, help="More output; repeat for more.")(
+        function
+    )
