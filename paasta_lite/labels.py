@@ -1,0 +1,32 @@
+"""The one place for label and annotation keys paasta_lite puts on Kubernetes objects.
+
+We keep PaaSTA's `paasta.yelp.com/*` keys so existing tooling (dashboards, kubectl habits)
+recognises our objects, plus the standard `app.kubernetes.io/*` ones.
+"""
+
+from __future__ import annotations
+
+PREFIX = "paasta.yelp.com"
+
+SERVICE = f"{PREFIX}/service"
+INSTANCE = f"{PREFIX}/instance"
+GIT_SHA = f"{PREFIX}/git_sha"
+IMAGE_VERSION = f"{PREFIX}/image_version"
+CONFIG_SHA = f"{PREFIX}/config_sha"
+DEPLOY_GROUP = f"{PREFIX}/deploy_group"
+CLUSTER = f"{PREFIX}/cluster"
+MANAGED = f"{PREFIX}/managed"
+AUTOSCALED = f"{PREFIX}/autoscaled"
+
+APP_NAME = "app.kubernetes.io/name"
+APP_INSTANCE = "app.kubernetes.io/instance"
+APP_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "paasta_lite"
+
+#: Selector for every object paasta_lite manages (cleanup never touches anything else).
+MANAGED_SELECTOR = f"{MANAGED}=true"
+
+
+def instance_selector(service: str, instance: str) -> str:
+    """Label selector for the Deployment, ReplicaSets and pods of one service.instance."""
+    return f"{SERVICE}={service},{INSTANCE}={instance}"
