@@ -39,7 +39,9 @@ def service_option(required: bool = True) -> Callable[[F], F]:
     return decorate
 
 
-def cluster_option(help_text: str = "Cluster (default: `cluster` from the system config).") -> Callable[[F], F]:
+def cluster_option(
+    help_text: str = "Cluster (default: `cluster` from the system config).",
+) -> Callable[[F], F]:
     """`-c/--cluster`."""
 
     def decorate(function: F) -> F:

@@ -1,0 +1,45 @@
+"""Which keys paasta_lite implements, and which PaaSTA keys it accepts but ignores.
+
+Existing PaaSTA soa-configs must load: a key PaaSTA knows that paasta_lite does not implement
+is a warning, a key nobody knows (most likely a typo) is an error with a did-you-mean hint.
+"""
+
+from __future__ import annotations
+
+from paasta_lite.validation import load_schema
+
+#: Instance keys paasta_lite implements (the instance schema's properties).
+INSTANCE_KEYS: frozenset[str] = frozenset(load_schema("instance")["properties"])
+
+#: Instance keys PaaSTA knows that paasta_lite accepts and ignores.
+IGNORED_INSTANCE_KEYS: frozenset[str] = frozenset(
+    """
+    registrations pool node_selectors node_selectors_preferred autoscaling monitoring
+    deploy_whitelist deploy_blacklist iam_role iam_role_provider service_account_name fs_group
+    fs_group_change_policy lifecycle cap_add privileged persistent_volumes aws_ebs_volumes
+    secret_volumes projected_sa_volumes anti_affinity topology_spread_constraints prometheus_shard
+    prometheus_path prometheus_port routable_ip uses_bulkdata boto_keys crypto_keys
+    datastore_credentials drain_method drain_method_params sidecar_resource_requirements
+    dependencies_reference extra_docker_args net role marathon_shard gpus weight
+    is_istio_sidecar_injection_enabled bounce_start_deadline backoff_factor backoff_seconds
+    max_launch_delay_seconds host_port replication_threshold unhealthy_pod_eviction_policy
+    cost_owner ssm_secrets pod_management_policy startup_probe_timeout_seconds
+    enable_hacheck_sidecar hacheck_sidecar_volumes storage_class_name constraints extra_constraints
+    pool_constraints horizontal_autoscaling boost_start_delay monitoring_blacklist
+    healthcheck_max_consecutive_failures_startup allowed_push_groups
+    """.split()
+)
+
+#: Keys of service.yaml that describe the service rather than give instance defaults.
+SERVICE_KEYS: frozenset[str] = frozenset({"description", "external_link", "git_url", "docker_registry"})
+IGNORED_SERVICE_KEYS: frozenset[str] = frozenset({"owner", "team", "runbook", "tier", "lightweight"})
+
+#: Files PaaSTA knows that paasta_lite ignores (with one warning each).
+IGNORED_FILES: frozenset[str] = frozenset(
+    {"monitoring.yaml", "smartstack.yaml", "dependencies.yaml", "data.yaml", "port"}
+)
+#: Instance-file prefixes of PaaSTA instance types paasta_lite does not run.
+IGNORED_INSTANCE_TYPES: tuple[str, ...] = (
+    "adhoc-", "eks-", "tron-", "flink-", "flinkeks-", "cassandracluster-", "cassandraclustereks-",
+    "kafkacluster-", "monkrelays-", "nrtsearchservice-", "nrtsearchserviceeks-", "paasta_native-",
+)
