@@ -39,7 +39,7 @@ class SystemConfig:
     api_endpoints: Mapping[str, str] = field(default_factory=dict)
     docker_registry: str | None = None
     volumes: tuple[Volume, ...] = ()
-    log_writer: Mapping[str, Any] = DEFAULT_LOG_WRITER
+    log_writer: Mapping[str, Any] = field(default_factory=lambda: DEFAULT_LOG_WRITER)
     default_bounce_overprovision_factor: float = 1.0
     api_client_timeout: float = 30.0
     raw: Mapping[str, Any] = field(default_factory=dict)
