@@ -1,0 +1,272 @@
+"""Gather what the health model needs for one service.instance, from a cluster or its API.
+
+Two sources, one result. `status_from_cluster` reads the Deployment, ReplicaSets, pods (and, when
+asked, events and log tails) through `kube_client`; `status_from_api` asks a cluster's paasta
+API (`api_endpoints[cluster]` in the system config), which runs `status_from_cluster` on its side
+and returns `InstanceStatus.to_dict()`. Either way the verdict comes from `health.assess`, so
+`paasta status`, the API and `wait-for-deployment` agree.
+
+`fetch_instance_health(...)` picks the source the way `paasta status` does (API endpoint when
+configured, else the cluster in KUBECONFIG) and is what the wait loop calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from paasta_lite import labels
+from paasta_lite.errors import NotConfiguredError, PaastaLiteError
+from paasta_lite.health import Desired, InstanceHealth, Observed, Version, assess
+from paasta_lite.instance_config import InstanceConfig
+from paasta_lite.naming import app_name
+from paasta_lite.soa_config import ServiceConfig
+from paasta_lite.system_config import SystemConfig
+
+JsonDict = dict[str, Any]
+
+
+class KubeReader(Protocol):
+    """The part of `kube_client.KubeClient` we read with (raw API dicts)."""
+
+    def get_deployment(self, namespace: str, name: str) -> JsonDict | None: ...
+
+    def list_replicasets(self, namespace: str, label_selector: str) -> list[JsonDict]: ...
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[JsonDict]: ...
+
+    def list_events(self, namespace: str) -> list[JsonDict]: ...
+
+    def read_pod_log(self, namespace: str, name: str, *, container: str, tail_lines: int) -> str: ...
+
+
+class StatusUnavailable(PaastaLiteError):
+    """The status could not be fetched (API unreachable or refused); says where and why."""
+
+    def __init__(self, message: str, *, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ContainerLog:
+    pod: str
+    container: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """The health of one instance plus where it came from (and log tails at -vv)."""
+
+    service: str
+    instance: str
+    cluster: str
+    source: str
+    health: InstanceHealth
+    logs: tuple[ContainerLog, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "instance": self.instance,
+            "cluster": self.cluster,
+            "source": self.source,
+            "health": self.health.to_dict(),
+            "logs": [asdict(log) for log in self.logs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> InstanceStatus:
+        return cls(
+            service=data["service"],
+            instance=data["instance"],
+            cluster=data["cluster"],
+            source=source or data["source"],
+            health=InstanceHealth.from_dict(data["health"]),
+            logs=tuple(
+                ContainerLog(log["pod"], log["container"], tuple(log["lines"]))
+                for log in data.get("logs", ())
+            ),
+        )
+
+
+def tail_lines_for(verbose: int) -> int:
+    """How many log lines -v levels show: none below -vv, then 10, 100... (PaaSTA's rule)."""
+    return 0 if verbose < 2 else 10 ** (verbose - 1)
+
+
+def desired_for(
+    service: ServiceConfig,
+    instance: InstanceConfig,
+    *,
+    config_sha: str | None = None,
+    live_replicas: int | None = None,
+) -> Desired:
+    """What we want for `instance`: version from deployments.json, replicas, desired_state.
+
+    Autoscaled instances want whatever the autoscaler set (the live Deployment's replicas, kept
+    within [min, max]); before the Deployment exists, `max_instances` (what the reconciler uses).
+    """
+    deployments = service.deployments
+    deployed = deployments.version_for(instance.deploy_group) if deployments else None
+    control = (
+        deployments.control_for(instance.service, instance.cluster, instance.instance)
+        if deployments
+        else None
+    )
+    version = Version(deployed.git_sha, config_sha, deployed.image_version) if deployed else None
+    replicas = instance.instances
+    if instance.is_autoscaled and instance.max_instances is not None:
+        low = instance.min_instances if instance.min_instances is not None else 1
+        replicas = (
+            instance.max_instances
+            if live_replicas is None
+            else max(low, min(live_replicas, instance.max_instances))
+        )
+    return Desired(
+        version=version,
+        replicas=replicas,
+        desired_state=control.desired_state if control else "start",
+        bounce_margin_factor=instance.bounce_margin_factor,
+    )
+
+
+def gather(kube: KubeReader, instance: InstanceConfig, *, events: bool = False) -> Observed:
+    """Read the instance's objects; events (one namespace list, filtered to ours) only if asked."""
+    namespace, selector = instance.namespace, labels.instance_selector(instance.service, instance.instance)
+    deployment = kube.get_deployment(namespace, app_name(instance.service, instance.instance))
+    replicasets = kube.list_replicasets(namespace, selector)
+    pods = kube.list_pods(namespace, selector)
+    found: list[JsonDict] = []
+    if events:
+        ours = {obj.get("metadata", {}).get("name") for obj in [deployment or {}, *replicasets, *pods]}
+        found = [
+            e for e in kube.list_events(namespace) if (e.get("involvedObject") or {}).get("name") in ours
+        ]
+    return Observed(deployment, replicasets, pods, found)
+
+
+def status_from_cluster(
+    kube: KubeReader,
+    service: ServiceConfig,
+    instance: InstanceConfig,
+    *,
+    verbose: int = 0,
+    source: str = "cluster",
+    config_sha: str | None = None,
+) -> InstanceStatus:
+    """Status of one instance read directly from the cluster (what the API serves)."""
+    observed = gather(kube, instance, events=verbose >= 2)
+    live = (observed.deployment or {}).get("spec", {}).get("replicas")
+    desired = desired_for(service, instance, config_sha=config_sha, live_replicas=live)
+    health = assess(observed, desired)
+    logs = _log_tails(kube, instance.namespace, health, tail_lines_for(verbose))
+    return InstanceStatus(instance.service, instance.instance, instance.cluster, source, health, logs)
+
+
+def _log_tails(
+    kube: KubeReader, namespace: str, health: InstanceHealth, lines: int
+) -> tuple[ContainerLog, ...]:
+    """Last `lines` lines of every container of every pod that is not ready."""
+    if lines <= 0:
+        return ()
+    tails = []
+    for pod in health.pods:
+        if pod.ready or pod.deleting:
+            continue
+        for container in pod.containers:
+            text = kube.read_pod_log(namespace, pod.name, container=container, tail_lines=lines)
+            tails.append(ContainerLog(pod.name, container, tuple(text.splitlines()[-lines:])))
+    return tuple(tails)
+
+
+def status_from_api(
+    url: str, service: str, instance: str, *, verbose: int = 0, timeout: float = 10.0
+) -> InstanceStatus:
+    """Ask a paasta API (`GET /v1/services/<s>/<i>/status`) and rebuild its answer."""
+    import requests  # lazy: `paasta --help` must not pay for it
+
+    endpoint = f"{url.rstrip('/')}/v1/services/{service}/{instance}/status"
+    try:
+        response = requests.get(endpoint, params={"verbose": str(verbose)}, timeout=timeout)
+    except requests.RequestException as error:
+        raise StatusUnavailable(f"API {url} unreachable: {type(error).__name__}: {error}") from error
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code != 200:
+        message = body.get("message") if isinstance(body, dict) else response.text.strip()[:300]
+        raise StatusUnavailable(
+            f"API {url} answered {response.status_code}: {message}", status=response.status_code
+        )
+    if not isinstance(body, dict):
+        raise StatusUnavailable(f"API {url} answered with something that is not a status object")
+    try:
+        return InstanceStatus.from_dict(body, source=f"API {url}")
+    except (KeyError, TypeError, ValueError) as error:
+        raise StatusUnavailable(
+            f"API {url} sent a status this client does not understand: {error}"
+        ) from error
+
+
+def fetch_instance_status(
+    system_config: SystemConfig,
+    service: ServiceConfig,
+    instance: InstanceConfig,
+    *,
+    verbose: int = 0,
+    kube: KubeReader | None = None,
+    timeout: float | None = None,
+) -> InstanceStatus:
+    """Status of one instance: via `api_endpoints[cluster]` if configured, else the cluster itself.
+
+    `kube` is the client for the direct path; when None, one is built from KUBECONFIG.
+    """
+    cluster = instance.cluster
+    url = system_config.api_endpoints.get(cluster)
+    if url:
+        wait = timeout if timeout is not None else system_config.api_client_timeout
+        return status_from_api(url, instance.service, instance.instance, verbose=verbose, timeout=wait)
+    if kube is None:
+        kube, context = kube_from_kubeconfig()
+        source = f"KUBECONFIG context {context}"
+    else:
+        source = "cluster (direct)"
+    return status_from_cluster(kube, service, instance, verbose=verbose, source=source)
+
+
+def fetch_instance_health(
+    system_config: SystemConfig,
+    service: ServiceConfig,
+    instance: InstanceConfig,
+    *,
+    kube: KubeReader | None = None,
+    timeout: float | None = None,
+) -> InstanceHealth:
+    """The health of one instance, for the wait-for-deployment loop.
+
+    ``health.done`` / ``health.done_message`` is the "deploy finished" verdict; a
+    `StatusUnavailable` or `KubeError` means "could not tell this time" (keep waiting).
+    """
+    return fetch_instance_status(system_config, service, instance, kube=kube, timeout=timeout).health
+
+
+def kube_from_kubeconfig() -> tuple[KubeReader, str]:
+    """A client for the cluster named by KUBECONFIG, and the context name (for -v output)."""
+    from paasta_lite import kube_client
+
+    try:
+        client = kube_client.KubeClient.from_kubeconfig()
+    except PaastaLiteError:
+        raise
+    except Exception as error:  # the client library raises bare ConfigException/OSError here
+        raise NotConfiguredError(f"no API endpoint configured and no usable KUBECONFIG: {error}") from error
+    return client, getattr(client, "context", None) or "current"
+
+
+def versions_summary(versions: Sequence[Any]) -> list[list[Any]]:
+    """`[[git_sha, image_version, config_sha], ...]` as PaaSTA's bounce_status lists them."""
+    return [[v.version.git_sha, v.version.image_version, v.version.config_sha] for v in versions]
