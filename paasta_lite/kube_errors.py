@@ -1,0 +1,206 @@
+"""Kubernetes API failures as our own error types, and the one retry policy.
+
+`kube_client` is the only caller of the Kubernetes client; every `ApiException` and urllib3
+error it sees goes through `translate()` here, so the rest of paasta_lite never imports the
+client library to catch its errors. The type says what the failure means:
+
+- `retryable` (409 Conflict, 429 TooManyRequests, 5xx, timeouts, connection failures) is safe
+  to try again after a pause; everything else (400, 401, 403, 404, 422, AlreadyExists) will
+  fail the same way again and is reported as is.
+- `Invalid` (422) carries the API server's own message ("Deployment.apps "x" is invalid:
+  spec.selector: ...") because that is what the service owner needs to read.
+
+Bodies are trimmed: a 5xx from a proxy can be a whole HTML page.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from paasta_lite.errors import PaastaLiteError
+
+T = TypeVar("T")
+
+MAX_BODY_CHARS = 500
+
+
+class KubeError(PaastaLiteError):
+    """Any failure talking to the Kubernetes API. ``status`` is the HTTP code (0 = no answer)."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int = 0, reason: str = "", body: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+
+class BadRequest(KubeError):
+    """400: the request itself is malformed (a bug on our side, or an unsupported selector)."""
+
+
+class Unauthorized(KubeError):
+    """401: the credentials in the kubeconfig were refused."""
+
+
+class Forbidden(KubeError):
+    """403: authenticated, but RBAC does not allow this."""
+
+
+class NotFound(KubeError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class Conflict(KubeError):
+    """409 Conflict: the object changed since we read it; re-read and try again."""
+
+    retryable = True
+
+
+class AlreadyExists(Conflict):
+    """409 AlreadyExists on create: re-sending the same create cannot succeed."""
+
+    retryable = False
+
+
+class Invalid(KubeError):
+    """422: the API server refused the object; ``message`` is its explanation."""
+
+
+class TooManyRequests(KubeError):
+    """429: throttled; ``retry_after`` is the server's hint in seconds, when it gave one."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(KubeError):
+    """5xx: the API server (or something in front of it) failed; usually transient."""
+
+    retryable = True
+
+
+class Unreachable(KubeError):
+    """No HTTP answer at all: connection refused, DNS, TLS, timeout."""
+
+    retryable = True
+
+
+class KubeConfigError(KubeError):
+    """No usable kubeconfig or in-cluster configuration."""
+
+    exit_code = 2
+
+
+_BY_STATUS: dict[int, type[KubeError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: Invalid,
+    429: TooManyRequests,
+}
+
+
+def trim(text: str, limit: int = MAX_BODY_CHARS) -> str:
+    """Shorten a response body for messages; keeps the start, which says what went wrong."""
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
+
+
+def _status_message(body: str) -> tuple[str, str]:
+    """(message, reason) from a Kubernetes `Status` body, or ("", "") when it is not one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "", ""
+    if not isinstance(data, dict):
+        return "", ""
+    return str(data.get("message") or ""), str(data.get("reason") or "")
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def from_http(status: int, body: str, *, http_reason: str = "", headers: Any = None) -> KubeError:
+    """Build the error for an HTTP answer with a non-2xx ``status`` (pure; used by `translate`)."""
+    message, reason = _status_message(body)
+    message = message or trim(body) or http_reason or f"HTTP {status}"
+    kwargs: dict[str, Any] = {"status": status, "reason": reason or http_reason, "body": trim(body)}
+    if status == 409 and reason == "AlreadyExists":
+        return AlreadyExists(message, **kwargs)
+    if status == 429:
+        return TooManyRequests(message, retry_after=_retry_after(headers), **kwargs)
+    if status >= 500:
+        return ServerError(message, **kwargs)
+    return _BY_STATUS.get(status, KubeError)(message, **kwargs)
+
+
+def translate(error: BaseException) -> KubeError:
+    """Turn a client-library exception into a `KubeError` (the caller chains it with ``from``).
+
+    Accepts `kubernetes.client.ApiException` (duck-typed on ``status``/``body`` so this module
+    does not import the client) and urllib3 / socket errors, which mean "no answer".
+    """
+    if isinstance(error, KubeError):
+        return error
+    status = getattr(error, "status", None)
+    if isinstance(status, int) and status > 0 and hasattr(error, "body"):
+        body = getattr(error, "body", None) or ""
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        return from_http(
+            status, str(body), http_reason=str(getattr(error, "reason", "") or ""),
+            headers=getattr(error, "headers", None),
+        )
+    return Unreachable(f"Kubernetes API unreachable: {trim(f'{type(error).__name__}: {error}', 300)}")
+
+
+def _delay(error: KubeError, attempt: int, base_delay: float) -> float:
+    if isinstance(error, TooManyRequests) and error.retry_after is not None:
+        return float(min(error.retry_after, 30.0))
+    backoff: float = base_delay * 2.0**attempt
+    return backoff + random.uniform(0, backoff / 2)  # jitter: concurrent runs do not retry in step
+
+
+def with_retries(
+    operation: Callable[[], T],
+    *,
+    attempts: int = 4,
+    base_delay: float = 0.2,
+    on_retry: Callable[[KubeError, int], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``operation``; retry it on retryable `KubeError`s with exponential backoff and jitter.
+
+    ``attempts`` counts every try (1 = no retry). Non-retryable errors and the last retryable
+    one propagate unchanged. ``on_retry(error, attempt)`` is called before each pause (for -v
+    logging). 429 honours the server's Retry-After (capped at 30 s).
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except KubeError as error:
+            if not error.retryable or attempt == attempts - 1:
+                raise
+            if on_retry is not None:
+                on_retry(error, attempt + 1)
+            sleep(_delay(error, attempt, base_delay))
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,39 @@
+"""Shared fixtures.
+
+`fake_api`: a fake Kubernetes API server (see `fake_apiserver.py`) started for one test, a
+kubeconfig pointing at it (for CLI tests: set ``KUBECONFIG`` to ``fake_api.kubeconfig``), and a
+`KubeClient` connected to it with fast retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fake_apiserver import FakeApiServer
+
+from paasta_lite.kube_client import KubeClient
+
+
+@dataclass(frozen=True)
+class FakeApi:
+    """What the `fake_api` fixture yields: the server, its kubeconfig path, a connected client."""
+
+    server: FakeApiServer
+    kubeconfig: str
+    client: KubeClient
+
+
+@pytest.fixture
+def fake_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
+    server = FakeApiServer(follow_linger=0.3).start()
+    kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+    monkeypatch.delenv("KUBECONTEXT", raising=False)
+    client = KubeClient(kubeconfig=kubeconfig, base_delay=0.01, timeout=5.0)
+    try:
+        yield FakeApi(server=server, kubeconfig=kubeconfig, client=client)
+    finally:
+        client.close()
+        server.stop()

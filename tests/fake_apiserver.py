@@ -1,0 +1,1313 @@
+"""A fake Kubernetes API server, over real HTTP, for testing Kubernetes-facing code.
+
+Tests talk to it through the real `kubernetes` Python client (via `paasta_lite.kube_client`), so
+URL building, query parameters, JSON bodies, status codes and error bodies are exercised for
+real; nothing is patched. It holds Namespaces, Deployments, ReplicaSets, Pods, Events and pod
+logs in memory and enforces what the real API server enforces for them:
+
+- names: DNS-1123 label (namespaces, 63 chars) or subdomain (other objects, 253 chars); label
+  keys (prefix/name, name part <= 63) and values (<= 63): 422 with a `Status` body whose message
+  reads like the real one (``Namespace "X" is invalid: metadata.name: Invalid value: ...``);
+- Deployments: selector required, must match the template labels, immutable on update;
+  containers and images required; replicas >= 0; rolling-update percentages; quantities; requests
+  <= limits;
+- optimistic concurrency: PUT with a stale ``resourceVersion`` -> 409 Conflict; create of an
+  existing object -> 409 AlreadyExists; 404 for missing objects and for creates in a missing
+  namespace; ``generation`` bumped on spec changes; an update that changes nothing keeps its
+  resourceVersion;
+- label selectors (=, ==, !=, exists, !exists, in, notin) and field selectors (metadata.name,
+  metadata.namespace, involvedObject.*, status.phase, spec.nodeName, reason, type) on lists;
+- deletion cascades through ownerReferences (Deployment -> ReplicaSets -> Pods) unless
+  ``propagationPolicy=Orphan``; deleting a namespace deletes everything in it. Deletion is
+  immediate (no finalizers); the policy asked for is recorded in ``deletions``.
+
+Not a controller: nothing happens by itself. ``settle()`` plays the Deployment controller (and
+kubelet) on demand, so tests decide exactly which state the cluster is in.
+
+Test helpers: ``requests`` / ``count()`` / ``writes()`` / ``reset_counts()`` (request counting),
+``fail_next()`` / ``delay_next()`` (fault injection), ``put_object`` / ``get_object`` /
+``list_objects`` / ``delete_object`` (direct seeding, no validation, not counted),
+``append_log()``, ``add_event()``, ``settle()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Resource:
+    plural: str
+    kind: str
+    api_version: str
+    namespaced: bool
+    group: str = ""
+    has_generation: bool = False
+    field_labels: frozenset[str] = frozenset({"metadata.name", "metadata.namespace"})
+
+    @property
+    def qualified(self) -> str:
+        """`deployments.apps`, `pods`: how the real server names the resource in messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def kind_qualified(self) -> str:
+        """`Deployment.apps`, `Namespace`: the prefix of 422 messages."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+
+RESOURCES: dict[str, Resource] = {
+    "namespaces": Resource("namespaces", "Namespace", "v1", namespaced=False,
+                           field_labels=frozenset({"metadata.name", "status.phase"})),
+    "deployments": Resource("deployments", "Deployment", "apps/v1", True, "apps", has_generation=True),
+    "replicasets": Resource("replicasets", "ReplicaSet", "apps/v1", True, "apps", has_generation=True),
+    "pods": Resource("pods", "Pod", "v1", True, field_labels=frozenset(
+        {"metadata.name", "metadata.namespace", "spec.nodeName", "status.phase", "spec.restartPolicy"})),
+    "events": Resource("events", "Event", "v1", True, field_labels=frozenset(
+        {"metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name",
+         "involvedObject.namespace", "involvedObject.uid", "involvedObject.apiVersion",
+         "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "source", "type"})),
+}
+
+_ROUTES = [
+    re.compile(r"^/api/v1/(?P<res>namespaces)(?:/(?P<name>[^/]+))?$"),
+    re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<res>pods|events)"
+               r"(?:/(?P<name>[^/]+)(?:/(?P<sub>log))?)?$"),
+    re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/(?P<res>deployments|replicasets)(?:/(?P<name>[^/]+))?$"),
+    re.compile(r"^/api/v1/(?P<res>pods|events)$"),
+    re.compile(r"^/apis/apps/v1/(?P<res>deployments|replicasets)$"),
+]
+
+_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+            405: "MethodNotAllowed", 409: "Conflict", 415: "UnsupportedMediaType", 422: "Invalid",
+            429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
+
+_HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+class ApiError(Exception):
+    """Raised inside request handling; becomes a `Status` response."""
+
+    def __init__(self, code: int, message: str, *, reason: str | None = None,
+                 details: Obj | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason or _REASONS.get(code, "Unknown")
+        self.details = details
+
+
+def status_body(code: int, message: str, reason: str, details: Obj | None = None) -> Obj:
+    body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                 "message": message, "reason": reason, "code": code}
+    if details:
+        body["details"] = details
+    return body
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def template_hash(template: Obj) -> str:
+    """A stable pod-template-hash for a pod template (like the controller's, not byte-equal)."""
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+    return "".join(_HASH_ALPHABET[b % len(_HASH_ALPHABET)] for b in digest[:10])
+
+
+@dataclass
+class _Fault:
+    method: str
+    path: re.Pattern[str]
+    remaining: int
+    status: int = 0
+    message: str = ""
+    retry_after: float | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class _LogLine:
+    at: datetime
+    text: str
+
+
+@dataclass
+class FakeCluster:
+    """The in-memory state and the REST semantics; `FakeApiServer` adds HTTP around it."""
+
+    objects: dict[str, dict[tuple[str, str], Obj]] = field(
+        default_factory=lambda: {name: {} for name in RESOURCES})
+    logs: dict[tuple[str, str, str], list[_LogLine]] = field(default_factory=dict)
+    requests: list[tuple[str, str, str]] = field(default_factory=list)
+    deletions: list[tuple[str, str, str, str]] = field(default_factory=list)
+    faults: list[_Fault] = field(default_factory=list)
+    follow_linger: float = 0.5
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    changed: threading.Condition = field(init=False)
+    _rv: int = 1000
+    _pod_counter: int = 0
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
+
+    # ----------------------------------------------------------------- bookkeeping helpers
+    def next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _store(self, res: str) -> dict[tuple[str, str], Obj]:
+        return self.objects[res]
+
+    def _finish(self, res: Resource, obj: Obj, *, namespace: str) -> Obj:
+        """Fill the fields the server owns on a new object."""
+        meta = obj.setdefault("metadata", {})
+        if res.namespaced:
+            meta["namespace"] = namespace
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", now_rfc3339())
+        meta["resourceVersion"] = self.next_rv()
+        if res.has_generation:
+            meta.setdefault("generation", 1)
+        obj["kind"], obj["apiVersion"] = res.kind, res.api_version
+        if res.plural == "namespaces":
+            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            obj["status"] = {"phase": "Active"}
+        return obj
+
+    def _namespace_must_exist(self, namespace: str) -> None:
+        if ("", namespace) not in self.objects["namespaces"]:
+            raise ApiError(404, f'namespaces "{namespace}" not found',
+                           details={"name": namespace, "kind": "namespaces"})
+
+    def _not_found(self, res: Resource, name: str) -> ApiError:
+        details: Obj = {"name": name, "kind": res.plural}
+        if res.group:
+            details["group"] = res.group
+        return ApiError(404, f'{res.qualified} "{name}" not found', details=details)
+
+    def _invalid(self, res: Resource, name: str, problems: list[tuple[str, str]]) -> ApiError:
+        texts = [text for _, text in problems]
+        joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+        details: Obj = {"name": name, "kind": res.kind, "causes": [
+            {"reason": "FieldValueInvalid", "message": text.split(": ", 1)[-1], "field": path}
+            for path, text in problems]}
+        if res.group:
+            details["group"] = res.group
+        return ApiError(422, f'{res.kind_qualified} "{name}" is invalid: {joined}', details=details)
+
+    def _validate(self, res: Resource, obj: Obj, old: Obj | None) -> None:
+        problems = metadata_problems(obj, namespace_like=res.plural == "namespaces")
+        if res.plural == "deployments":
+            problems += deployment_problems(obj)
+            if old is not None:
+                problems += selector_immutable_problem(old, obj)
+        if any("quantities must match" in text for _, text in problems):
+            raise ApiError(400, f'{res.kind} in version "{res.api_version.split("/")[-1]}" cannot be '
+                                f"handled as a {res.kind}: quantities must match the regular expression "
+                                "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+        if problems:
+            raise self._invalid(res, str(obj.get("metadata", {}).get("name", "")), problems)
+
+    # ----------------------------------------------------------------- REST verbs
+    def list(self, res: Resource, namespace: str | None, query: dict[str, str]) -> Obj:
+        if query.get("watch") in ("true", "1"):
+            raise ApiError(400, "watch is not supported by the fake API server")
+        try:
+            labels = parse_label_selector(query.get("labelSelector", ""))
+            fields = parse_field_selector(query.get("fieldSelector", ""), res.field_labels)
+        except (LabelSelectorError, FieldSelectorError) as error:
+            raise ApiError(400, str(error)) from error
+        if namespace:
+            self._namespace_must_exist(namespace)
+        items = [copy.deepcopy(obj) for (ns, _), obj in sorted(self._store(res.plural).items())
+                 if (namespace is None or ns == namespace)
+                 and matches_labels(obj.get("metadata", {}).get("labels") or {}, labels)
+                 and matches_fields(obj, fields)]
+        for item in items:
+            item.pop("kind", None)
+            item.pop("apiVersion", None)
+        return {"kind": f"{res.kind}List", "apiVersion": res.api_version,
+                "metadata": {"resourceVersion": str(self._rv)}, "items": items}
+
+    def get(self, res: Resource, namespace: str, name: str) -> Obj:
+        obj = self._store(res.plural).get((namespace, name))
+        if obj is None:
+            raise self._not_found(res, name)
+        return copy.deepcopy(obj)
+
+    def create(self, res: Resource, namespace: str, body: Obj) -> Obj:
+        meta = body.setdefault("metadata", {})
+        if res.namespaced:
+            if meta.get("namespace") not in (None, "", namespace):
+                raise ApiError(400, "the namespace of the provided object does not match the "
+                                    "namespace sent on the request")
+            self._namespace_must_exist(namespace)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        for key in ("uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp"):
+            meta.pop(key, None)
+        if res.plural != "pods":
+            body.pop("status", None)
+        self._validate(res, body, None)
+        key = (namespace if res.namespaced else "", meta["name"])
+        if key in self._store(res.plural):
+            details: Obj = {"name": meta["name"], "kind": res.plural}
+            if res.group:
+                details["group"] = res.group
+            raise ApiError(409, f'{res.qualified} "{meta["name"]}" already exists',
+                           reason="AlreadyExists", details=details)
+        obj = self._finish(res, body, namespace=namespace)
+        self._store(res.plural)[key] = obj
+        self.changed.notify_all()
+        return copy.deepcopy(obj)
+
+    def replace(self, res: Resource, namespace: str, name: str, body: Obj) -> Obj:
+        old = self._store(res.plural).get((namespace, name))
+        if old is None:
+            raise self._not_found(res, name)
+        meta = body.setdefault("metadata", {})
+        if meta.get("name") not in (None, name):
+            raise ApiError(400, f"the name of the object ({meta.get('name')}) does not match the "
+                                f"name on the request ({name})")
+        if meta.get("namespace") not in (None, "", namespace):
+            raise ApiError(400, "the namespace of the provided object does not match the "
+                                "namespace sent on the request")
+        sent_rv = meta.get("resourceVersion")
+        if sent_rv not in (None, "") and sent_rv != old["metadata"]["resourceVersion"]:
+            raise ApiError(409, f'Operation cannot be fulfilled on {res.qualified} "{name}": the '
+                                "object has been modified; please apply your changes to the latest "
+                                "version and try again", details={"name": name, "kind": res.plural})
+        meta["name"] = name
+        self._validate(res, body, old)
+        new = self._merge_update(res, old, body)
+        self._store(res.plural)[(namespace, name)] = new
+        self.changed.notify_all()
+        return copy.deepcopy(new)
+
+    def _merge_update(self, res: Resource, old: Obj, body: Obj) -> Obj:
+        new = copy.deepcopy(body)
+        meta, old_meta = new["metadata"], old["metadata"]
+        for key in ("uid", "creationTimestamp", "generation", "namespace", "deletionTimestamp"):
+            if key in old_meta:
+                meta[key] = old_meta[key]
+            else:
+                meta.pop(key, None)
+        if res.plural != "pods" and "status" in old:
+            new["status"] = copy.deepcopy(old["status"])  # status is a subresource
+        elif res.plural != "pods":
+            new.pop("status", None)
+        new["kind"], new["apiVersion"] = res.kind, res.api_version
+        if res.has_generation and new.get("spec") != old.get("spec"):
+            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        meta["resourceVersion"] = old_meta["resourceVersion"]
+        if new == old:
+            return new  # a no-op update does not bump resourceVersion
+        meta["resourceVersion"] = self.next_rv()
+        return new
+
+    def patch(self, res: Resource, namespace: str, name: str, body: Obj, content_type: str) -> Obj:
+        if "merge-patch" not in content_type and "strategic-merge-patch" not in content_type:
+            raise ApiError(415, f"the body of the request was in an unknown format - accepted media "
+                                f"types include: application/merge-patch+json, "
+                                f"application/strategic-merge-patch+json (got {content_type})")
+        current = self.get(res, namespace, name)
+        merged = _merge_patch(current, body)
+        return self.replace(res, namespace, name, merged)
+
+    def delete(self, res: Resource, namespace: str, name: str, policy: str) -> Obj:
+        obj = self._store(res.plural).pop((namespace, name), None)
+        if obj is None:
+            raise self._not_found(res, name)
+        self.deletions.append((res.plural, namespace, name, policy))
+        if res.plural == "namespaces":
+            self._delete_namespace_contents(name)
+        elif policy != "Orphan":
+            self._delete_dependents(obj["metadata"]["uid"])
+        self.changed.notify_all()
+        details: Obj = {"name": name, "kind": res.plural, "uid": obj["metadata"]["uid"]}
+        if res.group:
+            details["group"] = res.group
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": details}
+
+    def _delete_dependents(self, owner_uid: str) -> None:
+        for plural in ("replicasets", "pods"):
+            store = self._store(plural)
+            for key, obj in list(store.items()):
+                owners = obj.get("metadata", {}).get("ownerReferences") or []
+                if any(ref.get("uid") == owner_uid for ref in owners):
+                    del store[key]
+                    self._delete_dependents(obj["metadata"]["uid"])
+                    self._drop_logs(plural, *key)
+
+    def _delete_namespace_contents(self, namespace: str) -> None:
+        for plural, store in self.objects.items():
+            if plural != "namespaces":
+                for key in [k for k in store if k[0] == namespace]:
+                    del store[key]
+        for key in [k for k in self.logs if k[0] == namespace]:
+            del self.logs[key]
+
+    def _drop_logs(self, plural: str, namespace: str, name: str) -> None:
+        if plural == "pods":
+            for key in [k for k in self.logs if k[:2] == (namespace, name)]:
+                del self.logs[key]
+
+    # ----------------------------------------------------------------- logs
+    def log_container(self, namespace: str, pod_name: str, container: str | None) -> str:
+        pod = self.get(RESOURCES["pods"], namespace, pod_name)
+        names = [c.get("name", "") for c in pod.get("spec", {}).get("containers", [])]
+        if container is None:
+            if len(names) != 1:
+                raise ApiError(400, f"a container name must be specified for pod {pod_name}, "
+                                    f"choose one of: [{' '.join(names)}]")
+            return names[0]
+        if container not in names:
+            raise ApiError(400, f"container {container} is not valid for pod {pod_name}")
+        return container
+
+    def log_lines(self, key: tuple[str, str, str], *, since_seconds: int | None,
+                  tail_lines: int | None) -> list[_LogLine]:
+        lines = list(self.logs.get(key, []))
+        if since_seconds is not None:
+            cutoff = datetime.now(timezone.utc) - timedelta(seconds=since_seconds)
+            lines = [line for line in lines if line.at >= cutoff]
+        if tail_lines is not None:
+            lines = lines[-tail_lines:] if tail_lines > 0 else []
+        return lines
+
+    # ----------------------------------------------------------------- faults
+    def take_fault(self, method: str, path: str) -> _Fault | None:
+        for fault in self.faults:
+            if fault.remaining > 0 and fault.method in (method, "*") and fault.path.search(path):
+                fault.remaining -= 1
+                return fault
+        return None
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (strategic merge is approximated by it)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merge_patch(result.get(key), value)
+    return result
+
+
+def format_log_line(line: _LogLine, timestamps: bool) -> str:
+    if not timestamps:
+        return line.text + "\n"
+    stamp = line.at.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    return f"{stamp} {line.text}\n"
+
+
+
+# ===================================================================== validation rules
+# Messages follow k8s.io/apimachinery/pkg/util/validation so tests can match real wording.
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN = rf"{_LABEL}(\.{_LABEL})*"
+_QUALIFIED = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_LABEL_VALUE = r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?"
+_PERCENT = r"[0-9]+%"
+_QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?\d+)?$")
+
+MSG_LABEL = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+             "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+             f"regex used for validation is '{_LABEL}')")
+MSG_SUBDOMAIN = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+                 "'-' or '.', and must start and end with an alphanumeric character (e.g. "
+                 f"'example.com', regex used for validation is '{_SUBDOMAIN}')")
+MSG_QUALIFIED = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start "
+                 "and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or "
+                 f"'123-abc', regex used for validation is '{_QUALIFIED}')")
+MSG_LABEL_VALUE = ("a valid label must be an empty string or consist of alphanumeric characters, '-', "
+                   "'_' or '.', and must start and end with an alphanumeric character (e.g. "
+                   f"'MyValue',  or 'my_value',  or '12345', regex used for validation is '{_LABEL_VALUE}')")
+
+MSG_QUANTITY = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+Problem = tuple[str, str]  # (field path, full "path: Invalid value: ...: why" text)
+
+
+def _invalid_value(path: str, value: Any, why: str) -> Problem:
+    shown = json.dumps(value) if isinstance(value, str) else str(value)
+    return path, f"{path}: Invalid value: {shown}: {why}"
+
+
+def dns_problems(path: str, name: str, *, label: bool) -> list[Problem]:
+    limit, pattern, message = (63, _LABEL, MSG_LABEL) if label else (253, _SUBDOMAIN, MSG_SUBDOMAIN)
+    problems = []
+    if len(name) > limit:
+        problems.append(_invalid_value(path, name, f"must be no more than {limit} characters"))
+    if not re.fullmatch(pattern, name):
+        problems.append(_invalid_value(path, name, message))
+    return problems
+
+
+def label_key_problems(path: str, key: str) -> list[Problem]:
+    prefix, _, name = key.rpartition("/")
+    problems = []
+    if "/" in prefix or (not prefix and key.startswith("/")):
+        return [_invalid_value(path, key, "a qualified name must consist of alphanumeric characters, "
+                                          "'-', '_' or '.', with an optional DNS subdomain prefix and '/'")]
+    if prefix:
+        problems += [(p, t.replace(": a lowercase", ": prefix part a lowercase"))
+                     for p, t in dns_problems(path, prefix, label=False)]
+        problems = [(p, t.replace(json.dumps(prefix), json.dumps(key))) for p, t in problems]
+    if not name:
+        problems.append((path, f"{path}: Invalid value: {json.dumps(key)}: name part must be non-empty"))
+    elif len(name) > 63:
+        problems.append(_invalid_value(path, key, "name part must be no more than 63 characters"))
+    if name and not re.fullmatch(_QUALIFIED, name):
+        problems.append(_invalid_value(path, key, MSG_QUALIFIED))
+    return problems
+
+
+def label_value_problems(path: str, value: Any) -> list[Problem]:
+    if not isinstance(value, str):
+        return [_invalid_value(path, value, "label values must be strings")]
+    problems = []
+    if len(value) > 63:
+        problems.append(_invalid_value(path, value, "must be no more than 63 characters"))
+    if not re.fullmatch(_LABEL_VALUE, value):
+        problems.append(_invalid_value(path, value, MSG_LABEL_VALUE))
+    return problems
+
+
+def labels_problems(path: str, labels: Any) -> list[Problem]:
+    if labels is None:
+        return []
+    if not isinstance(labels, dict):
+        return [_invalid_value(path, labels, "must be a map of strings")]
+    problems: list[Problem] = []
+    for key, value in labels.items():
+        problems += label_key_problems(path, key) + label_value_problems(path, value)
+    return problems
+
+
+def metadata_problems(obj: Obj, *, namespace_like: bool) -> list[Problem]:
+    meta = obj.get("metadata") or {}
+    name = meta.get("name")
+    if not name:
+        return [("metadata.name", "metadata.name: Required value: name or generateName is required")]
+    problems = dns_problems("metadata.name", str(name), label=namespace_like)
+    return problems + labels_problems("metadata.labels", meta.get("labels"))
+
+
+def go_map(labels: dict[str, Any]) -> str:
+    return "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+def go_selector(selector: Obj) -> str:
+    expressions = selector.get("matchExpressions")
+    shown = "[]v1.LabelSelectorRequirement(nil)" if not expressions else json.dumps(expressions)
+    return (f"v1.LabelSelector{{MatchLabels:{go_map(selector.get('matchLabels') or {})}, "
+            f"MatchExpressions:{shown}}}")
+
+
+def _selector_requirements(selector: Obj) -> list[tuple[str, str, tuple[str, ...]]]:
+    reqs = [(k, "=", (str(v),)) for k, v in (selector.get("matchLabels") or {}).items()]
+    ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
+    for expr in selector.get("matchExpressions") or []:
+        reqs.append((expr.get("key", ""), ops.get(expr.get("operator", ""), "?"),
+                     tuple(expr.get("values") or ())))
+    return reqs
+
+
+def deployment_problems(obj: Obj) -> list[Problem]:
+    """Spec checks the real API server makes for apps/v1 Deployments (the ones that matter here)."""
+    spec = obj.get("spec") or {}
+    problems: list[Problem] = []
+    replicas = spec.get("replicas", 1)
+    if not isinstance(replicas, int) or replicas < 0:
+        problems.append(_invalid_value("spec.replicas", replicas, "must be greater than or equal to 0"))
+    template = spec.get("template") or {}
+    template_labels = (template.get("metadata") or {}).get("labels") or {}
+    problems += labels_problems("spec.template.metadata.labels", template_labels)
+    selector = spec.get("selector")
+    if not selector:
+        problems.append(("spec.selector", "spec.selector: Required value"))
+    else:
+        problems += labels_problems("spec.selector.matchLabels", selector.get("matchLabels"))
+        requirements = _selector_requirements(selector)
+        if not requirements:
+            problems.append(_invalid_value("spec.selector", go_selector(selector),
+                                           "empty selector is invalid for deployment"))
+        elif not matches_labels(template_labels, requirements):
+            problems.append(("spec.template.metadata.labels",
+                             f"spec.template.metadata.labels: Invalid value: {go_map(template_labels)}: "
+                             "`selector` does not match template `labels`"))
+    problems += _containers_problems(template.get("spec") or {})
+    problems += _strategy_problems(spec.get("strategy") or {})
+    return problems
+
+
+def _containers_problems(pod_spec: Obj) -> list[Problem]:
+    containers = pod_spec.get("containers") or []
+    if not containers:
+        return [("spec.template.spec.containers", "spec.template.spec.containers: Required value")]
+    problems: list[Problem] = []
+    for index, container in enumerate(containers):
+        path = f"spec.template.spec.containers[{index}]"
+        name = container.get("name") or ""
+        if not name:
+            problems.append((f"{path}.name", f"{path}.name: Required value"))
+        else:
+            problems += dns_problems(f"{path}.name", name, label=True)
+        if not container.get("image"):
+            problems.append((f"{path}.image", f"{path}.image: Required value"))
+        for probe_name in ("livenessProbe", "readinessProbe", "startupProbe"):
+            probe = container.get(probe_name)
+            if probe is not None:
+                handlers = [h for h in ("httpGet", "tcpSocket", "exec", "grpc") if h in probe]
+                if len(handlers) != 1:
+                    why = "Required value: must specify a handler type" if not handlers else \
+                        "Forbidden: may not specify more than 1 handler type"
+                    problems.append((f"{path}.{probe_name}", f"{path}.{probe_name}: {why}"))
+        problems += _resources_problems(f"{path}.resources", container.get("resources") or {})
+    return problems
+
+
+def quantity_value(value: Any) -> float | None:
+    """A Kubernetes quantity as a number, None when the API server would refuse it."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str) or not _QUANTITY.match(value):
+        return None
+    suffixes = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60, "n": 1e-9,
+                "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+    match = re.match(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(.*)$", value)
+    assert match is not None
+    number, suffix = float(match.group(1)), match.group(2)
+    if suffix[:1] in ("e", "E"):
+        return number * 10 ** int(suffix[1:])
+    return number * suffixes.get(suffix, 1)
+
+
+def _resources_problems(path: str, resources: Obj) -> list[Problem]:
+    problems: list[Problem] = []
+    values: dict[str, dict[str, float]] = {}
+    for kind in ("requests", "limits"):
+        for name, raw in (resources.get(kind) or {}).items():
+            number = quantity_value(raw)
+            if number is None:
+                problems.append(_invalid_value(f"{path}.{kind}[{name}]", raw, MSG_QUANTITY))
+            else:
+                values.setdefault(kind, {})[name] = number
+    for name, request in values.get("requests", {}).items():
+        limit = values.get("limits", {}).get(name)
+        if limit is not None and request > limit:
+            raw = resources["requests"][name]
+            problems.append(_invalid_value(f"{path}.requests", str(raw),
+                                           f"must be less than or equal to {name} limit of "
+                                           f"{resources['limits'][name]}"))
+    return problems
+
+
+def _intstr_percent(path: str, value: Any) -> tuple[list[Problem], float | None]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        too_small = [_invalid_value(path, value, "must be greater than or equal to 0")]
+        return (too_small if value < 0 else []), value
+    if isinstance(value, str) and re.fullmatch(_PERCENT, value):
+        percent = int(value[:-1])
+        if percent > 100:
+            return [_invalid_value(path, value, "must not be greater than 100%")], percent
+        return [], percent
+    return [_invalid_value(path, value, "a valid percent string must be a numeric string followed by an "
+                                        f"ending '%' (e.g. '1%',  or '93%', regex used for validation is "
+                                        f"'{_PERCENT}')")], None
+
+
+def _strategy_problems(strategy: Obj) -> list[Problem]:
+    kind = strategy.get("type", "RollingUpdate")
+    path = "spec.strategy"
+    if kind not in ("RollingUpdate", "Recreate"):
+        return [(f"{path}.type", f'{path}.type: Unsupported value: "{kind}": supported values: '
+                                 '"Recreate", "RollingUpdate"')]
+    rolling = strategy.get("rollingUpdate")
+    if kind == "Recreate":
+        return [] if rolling is None else [(f"{path}.rollingUpdate", f"{path}.rollingUpdate: Forbidden: "
+                                            "may not be specified when strategy `type` is 'Recreate'")]
+    rolling = rolling or {}
+    surge_problems, surge = _intstr_percent(f"{path}.rollingUpdate.maxSurge", rolling.get("maxSurge", "25%"))
+    unavailable_problems, unavailable = _intstr_percent(
+        f"{path}.rollingUpdate.maxUnavailable", rolling.get("maxUnavailable", "25%"))
+    problems = surge_problems + unavailable_problems
+    if surge == 0 and unavailable == 0:
+        problems.append(_invalid_value(f"{path}.rollingUpdate.maxUnavailable", 0,
+                                       "may not be 0 when `maxSurge` is 0"))
+    return problems
+
+
+def selector_immutable_problem(old: Obj, new: Obj) -> list[Problem]:
+    old_selector = (old.get("spec") or {}).get("selector")
+    new_selector = (new.get("spec") or {}).get("selector")
+    if old_selector == new_selector or not new_selector:
+        return []
+    return [("spec.selector", f"spec.selector: Invalid value: {go_selector(new_selector)}: "
+                              "field is immutable")]
+
+
+# ===================================================================== selectors
+
+class LabelSelectorError(ValueError):
+    pass
+
+
+class FieldSelectorError(ValueError):
+    pass
+
+
+Requirement = tuple[str, str, tuple[str, ...]]  # (key, op, values); op in = != exists ! in notin
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _parse_requirement(term: str) -> Requirement:
+    set_match = re.fullmatch(r"(\S+)\s+(in|notin)\s*\(([^()]*)\)", term)
+    if set_match:
+        values = tuple(v.strip() for v in set_match.group(3).split(",") if v.strip())
+        key, op = set_match.group(1), set_match.group(2)
+    elif term.startswith("!"):
+        key, op, values = term[1:].strip(), "!", ()
+    else:
+        eq_match = re.fullmatch(r"([^=!\s]+)\s*(==|=|!=)\s*(\S*)", term)
+        if eq_match:
+            key, op, values = eq_match.group(1), eq_match.group(2), (eq_match.group(3),)
+            op = "=" if op == "==" else op
+        elif re.fullmatch(r"[^=!\s(),]+", term):
+            key, op, values = term, "exists", ()
+        else:
+            raise LabelSelectorError(f"unable to parse requirement: found '{term}', expected: "
+                                     "'=', '!=', '==', 'in', notin'")
+    problems = label_key_problems("key", key) + [p for v in values for p in label_value_problems("values", v)]
+    if problems:
+        raise LabelSelectorError(f"unable to parse requirement: {problems[0][1]}")
+    return key, op, values
+
+
+def parse_label_selector(text: str) -> list[Requirement]:
+    """Parse a label selector string (`a=b,c!=d,e,!f,g in (x,y),h notin (z)`)."""
+    return [_parse_requirement(term) for term in _split_top_level(text)]
+
+
+def matches_labels(labels: dict[str, Any], requirements: list[Requirement]) -> bool:
+    for key, op, values in requirements:
+        present, value = key in labels, str(labels.get(key, ""))
+        ok = {"=": present and value == (values[0] if values else ""),
+              "!=": not present or value != (values[0] if values else ""),
+              "exists": present, "!": not present,
+              "in": present and value in values, "notin": not present or value not in values}.get(op, False)
+        if not ok:
+            return False
+    return True
+
+
+FieldRequirement = tuple[str, bool, str]  # (path, equal?, value)
+
+
+def parse_field_selector(text: str, allowed: frozenset[str]) -> list[FieldRequirement]:
+    requirements = []
+    for term in _split_top_level(text):
+        match = re.fullmatch(r"([^=!]+?)\s*(==|=|!=)\s*(.*)", term)
+        if not match:
+            raise FieldSelectorError(f"invalid selector: '{text}'; can't understand '{term}'")
+        path = match.group(1).strip()
+        if path not in allowed:
+            raise FieldSelectorError(f"field label not supported: {path}")
+        requirements.append((path, match.group(2) != "!=", match.group(3).strip()))
+    return requirements
+
+
+def field_value(obj: Obj, path: str) -> str:
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if path == "source" and isinstance(value, dict):
+        value = value.get("component")
+    return "" if value is None else str(value)
+
+
+def matches_fields(obj: Obj, requirements: list[FieldRequirement]) -> bool:
+    return all((field_value(obj, path) == value) == equal for path, equal, value in requirements)
+
+
+# ===================================================================== HTTP
+
+VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake", "platform": "linux/amd64"}
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeApiServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        cluster = self.server.fake.cluster
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with cluster.lock:
+            cluster.requests.append((method, parts.path, parts.query))
+            fault = cluster.take_fault(method, parts.path)
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
+        if fault is not None and fault.status:
+            error = ApiError(fault.status, fault.message or f"injected failure ({fault.status})")
+            self._send_json(fault.status, status_body(error.code, error.message, error.reason),
+                            retry_after=fault.retry_after)
+            return
+        try:
+            self._route(method, parts.path, query, raw)
+        except ApiError as error:
+            self._send_json(error.code, status_body(error.code, error.message, error.reason, error.details))
+        except (ValueError, TypeError, AttributeError) as error:  # undecodable or mis-shaped body
+            self._send_json(400, status_body(400, f"the request body could not be decoded: {error}",
+                                             "BadRequest"))
+        except Exception as error:  # a bug in the fake: say so loudly instead of dropping the socket
+            traceback.print_exc()
+            self._send_json(500, status_body(500, f"fake apiserver bug: {error!r}", "InternalError"))
+
+    def _route(self, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
+        if path == "/version" and method == "GET":
+            self._send_json(200, VERSION)
+            return
+        match = next((m for m in (r.match(path) for r in _ROUTES) if m), None)
+        if match is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        groups = match.groupdict()
+        res, ns, name = RESOURCES[groups["res"]], groups.get("ns"), groups.get("name")
+        if groups.get("sub") == "log":
+            if method != "GET":
+                raise ApiError(405, f"{method} is not supported on pods/log")
+            self._send_log(ns or "", name, query)
+            return
+        body = json.loads(raw) if raw else {}
+        cluster = self.server.fake.cluster
+        scope = ns if res.namespaced else ""
+        with cluster.lock:
+            code, result = self._dispatch(cluster, method, res, scope, ns, name, query, body)
+        self._send_json(code, result)
+
+    def _dispatch(self, cluster: FakeCluster, method: str, res: Resource, scope: str | None,
+                  ns: str | None, name: str | None, query: dict[str, str], body: Obj) -> tuple[int, Obj]:
+        if name is None:
+            if method == "GET":
+                return 200, cluster.list(res, ns if res.namespaced else None, query)
+            if method == "POST" and (ns is not None or not res.namespaced):
+                return 201, cluster.create(res, scope or "", body)
+        elif scope is not None:
+            if method == "GET":
+                return 200, cluster.get(res, scope, name)
+            if method == "PUT":
+                return 200, cluster.replace(res, scope, name, body)
+            if method == "PATCH":
+                return 200, cluster.patch(res, scope, name, body, self.headers.get("Content-Type", ""))
+            if method == "DELETE":
+                policy = body.get("propagationPolicy") or query.get("propagationPolicy") or "Background"
+                if body.get("orphanDependents") is True or query.get("orphanDependents") == "true":
+                    policy = "Orphan"
+                return 200, cluster.delete(res, scope, name, policy)
+        raise ApiError(405, f"{method} is not supported here")
+
+    def _send_json(self, code: int, obj: Obj, *, retry_after: float | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_log(self, namespace: str, pod: str, query: dict[str, str]) -> None:
+        cluster = self.server.fake.cluster
+        with cluster.lock:
+            container = cluster.log_container(namespace, pod, query.get("container"))
+            key = (namespace, pod, container)
+            lines = cluster.log_lines(
+                key, since_seconds=int(query["sinceSeconds"]) if "sinceSeconds" in query else None,
+                tail_lines=int(query["tailLines"]) if "tailLines" in query else None)
+            position = len(cluster.logs.get(key, []))
+        timestamps = query.get("timestamps") == "true"
+        text = "".join(format_log_line(line, timestamps) for line in lines).encode()
+        if query.get("follow") != "true":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(text)))
+            self.end_headers()
+            self.wfile.write(text)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            self._write_chunk(text)
+            self._follow(cluster, key, position, timestamps)
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _follow(self, cluster: FakeCluster, key: tuple[str, str, str], position: int,
+                timestamps: bool) -> None:
+        """Stream lines appended after the request, until none came for `follow_linger` seconds."""
+        deadline = time.monotonic() + cluster.follow_linger
+        while True:
+            with cluster.changed:
+                stored = cluster.logs.get(key, [])
+                new, position = stored[position:], len(stored)
+                pod_exists = (key[0], key[1]) in cluster.objects["pods"]
+                if not new and pod_exists and time.monotonic() < deadline:
+                    cluster.changed.wait(timeout=max(0.0, deadline - time.monotonic()))
+                    continue
+            if not new:
+                return
+            self._write_chunk("".join(format_log_line(line, timestamps) for line in new).encode())
+            deadline = time.monotonic() + cluster.follow_linger
+
+    def _write_chunk(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+
+# ===================================================================== the server and its helpers
+
+class FakeApiServer:
+    """A running fake API server on 127.0.0.1 (random port) plus helpers for tests.
+
+    Use as a context manager, or `start()` / `stop()`. `url` is the server address to put in a
+    kubeconfig (`write_kubeconfig(path)` does it). Direct helpers (`put_object`, `settle`, ...)
+    change state without HTTP and are not counted in `requests`.
+    """
+
+    def __init__(self, *, follow_linger: float = 0.5) -> None:
+        self.cluster = FakeCluster(follow_linger=follow_linger)
+        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.fake = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-apiserver",
+                                        daemon=True)
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> FakeApiServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeApiServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def kubeconfig(self, *, context: str = "fake") -> Obj:
+        return {"apiVersion": "v1", "kind": "Config", "current-context": context,
+                "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+                "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+                "contexts": [{"name": context, "context": {"cluster": "fake", "user": "fake"}}]}
+
+    def write_kubeconfig(self, path: Any, *, context: str = "fake") -> str:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.kubeconfig(context=context), handle)  # JSON is valid YAML
+        return str(path)
+
+    # ----------------------------------------------------------------- request counting
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        """Every request so far as (method, path), in order (query strings in `request_log`)."""
+        with self.cluster.lock:
+            return [(method, path) for method, path, _ in self.cluster.requests]
+
+    @property
+    def request_log(self) -> list[tuple[str, str, str]]:
+        with self.cluster.lock:
+            return list(self.cluster.requests)
+
+    def count(self, method: str | None = None, path: str | None = None) -> int:
+        """Requests matching ``method`` (exact) and ``path`` (regex, searched)."""
+        return sum(1 for m, p in self.requests
+                   if (method is None or m == method) and (path is None or re.search(path, p)))
+
+    def writes(self) -> list[tuple[str, str]]:
+        """Every request that could change state (anything but GET)."""
+        return [(m, p) for m, p in self.requests if m != "GET"]
+
+    def reset_counts(self) -> None:
+        with self.cluster.lock:
+            self.cluster.requests.clear()
+
+    @property
+    def deletions(self) -> list[tuple[str, str, str, str]]:
+        """(resource, namespace, name, propagationPolicy) for every API delete so far."""
+        with self.cluster.lock:
+            return list(self.cluster.deletions)
+
+    # ----------------------------------------------------------------- fault injection
+    def fail_next(self, method: str, path_regex: str, status: int, times: int = 1, *,
+                  message: str | None = None, retry_after: float | None = None) -> None:
+        """Answer the next ``times`` matching requests (method or "*") with ``status``.
+
+        The answer is a `Status` body with the usual reason for the code (409 Conflict, 429
+        TooManyRequests, 500 InternalError...); the request is counted but not performed.
+        """
+        with self.cluster.lock:
+            self.cluster.faults.append(_Fault(method, re.compile(path_regex), times, status=status,
+                                              message=message or "", retry_after=retry_after))
+
+    def delay_next(self, method: str, path_regex: str, seconds: float, times: int = 1) -> None:
+        """Sleep ``seconds`` before answering the next ``times`` matching requests (timeouts)."""
+        with self.cluster.lock:
+            self.cluster.faults.append(_Fault(method, re.compile(path_regex), times, delay=seconds))
+
+    # ----------------------------------------------------------------- direct state access
+    def put_object(self, plural: str, obj: Obj, *, create_namespace: bool = True) -> Obj:
+        """Store ``obj`` as is (no validation, not counted), filling uid/resourceVersion/etc.
+
+        Replaces an existing object of the same name. For namespaced objects the namespace comes
+        from ``metadata.namespace`` (default "default") and is created when missing.
+        """
+        res = RESOURCES[plural]
+        obj = copy.deepcopy(obj)
+        namespace = obj.setdefault("metadata", {}).get("namespace") or "default" if res.namespaced else ""
+        with self.cluster.lock:
+            missing = ("", namespace) not in self.cluster.objects["namespaces"]
+            if res.namespaced and create_namespace and missing:
+                self.put_object("namespaces", {"metadata": {"name": namespace}})
+            stored = self.cluster._finish(res, obj, namespace=namespace)
+            self.cluster.objects[plural][(namespace, stored["metadata"]["name"])] = stored
+            self.cluster.changed.notify_all()
+            return copy.deepcopy(stored)
+
+    def get_object(self, plural: str, namespace: str | None, name: str) -> Obj | None:
+        with self.cluster.lock:
+            obj = self.cluster.objects[plural].get((namespace or "", name))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list_objects(self, plural: str, namespace: str | None = None, label_selector: str = "") -> list[Obj]:
+        requirements = parse_label_selector(label_selector)
+        with self.cluster.lock:
+            return [copy.deepcopy(obj) for (ns, _), obj in sorted(self.cluster.objects[plural].items())
+                    if (namespace is None or ns == namespace)
+                    and matches_labels(obj["metadata"].get("labels") or {}, requirements)]
+
+    def delete_object(self, plural: str, namespace: str | None, name: str) -> None:
+        """Delete like the API would (cascading), without counting a request."""
+        with self.cluster.lock:
+            self.cluster.delete(RESOURCES[plural], namespace or "", name, "Background")
+            self.cluster.deletions.pop()
+
+    def append_log(self, namespace: str, pod: str, lines: Iterable[str] | str, *,
+                   container: str | None = None, at: datetime | None = None,
+                   step: timedelta = timedelta(milliseconds=1)) -> None:
+        """Add log lines to a pod's container (default: its only/first container).
+
+        ``at`` is the first line's timestamp (default now); later lines are ``step`` apart.
+        The pod need not exist yet (it must exist for the log endpoint to answer). Wakes any
+        follower.
+        """
+        if isinstance(lines, str):
+            lines = [lines]
+        with self.cluster.lock:
+            if container is None:
+                pod_obj = self.cluster.objects["pods"].get((namespace, pod)) or {}
+                containers = pod_obj.get("spec", {}).get("containers") or [{"name": pod}]
+                container = containers[0].get("name", pod)
+            start = at or datetime.now(timezone.utc)
+            stored = self.cluster.logs.setdefault((namespace, pod, container), [])
+            for index, text in enumerate(lines):
+                stored.append(_LogLine(start + step * index, text))
+            self.cluster.changed.notify_all()
+
+    def add_event(self, namespace: str, *, involved_kind: str, involved_name: str, reason: str,
+                  message: str, type: str = "Normal", count: int = 1,
+                  at: datetime | None = None) -> Obj:
+        """Store an Event about an object (as the controllers/kubelet would emit it)."""
+        stamp = (at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        plural = {"Deployment": "deployments", "ReplicaSet": "replicasets", "Pod": "pods"}.get(involved_kind)
+        target = self.get_object(plural, namespace, involved_name) if plural else None
+        with self.cluster.lock:
+            self.cluster._pod_counter += 1
+            serial = self.cluster._pod_counter
+        return self.put_object("events", {
+            "metadata": {"name": f"{involved_name}.{serial:016x}", "namespace": namespace},
+            "involvedObject": {"kind": involved_kind, "name": involved_name, "namespace": namespace,
+                               "uid": (target or {}).get("metadata", {}).get("uid", "")},
+            "reason": reason, "message": message, "type": type, "count": count,
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": "fake-controller"}})
+
+    # ----------------------------------------------------------------- the Deployment controller
+    def settle(self, namespace: str, name: str, *, ready: bool = True, ready_count: int | None = None,
+               phase: str = "Running", waiting_reason: str | None = None, keep_old: bool = False,
+               restart_count: int = 0, progress_deadline_exceeded: bool = False) -> Obj:
+        """Play the Deployment controller and kubelet once for one Deployment; return it.
+
+        - Ensures a ReplicaSet ``<name>-<pod-template-hash>`` for the current pod template
+          (labels = template labels + ``pod-template-hash``, ownerReference to the Deployment,
+          ``spec.replicas`` = the Deployment's) and exactly that many pods
+          ``<replicaset>-<suffix>`` owned by it, with the template's containers, on node
+          ``fake-node``.
+        - Pod state: ``phase``; the first ``ready_count`` new pods (default: all when ``ready``,
+          none otherwise) are Ready with running containers; the others are not ready, with
+          containers waiting for ``waiting_reason`` (default "ContainerCreating") — e.g.
+          ``waiting_reason="CrashLoopBackOff", restart_count=5``. Calling settle again updates
+          existing pods in place.
+        - Old ReplicaSets (other templates) are scaled to 0 and their pods removed (and, with
+          ``revisionHistoryLimit: 0``, the ReplicaSets deleted) — unless ``keep_old=True``, which
+          leaves them and their pods running: a bounce in progress.
+        - Deployment ``status``: observedGeneration, replicas, updatedReplicas, readyReplicas,
+          availableReplicas, unavailableReplicas (zero counts omitted, as the real API does) and
+          conditions Available and Progressing (``ProgressDeadlineExceeded`` when
+          ``progress_deadline_exceeded``).
+        """
+        with self.cluster.lock:
+            deployment = self.cluster.objects["deployments"].get((namespace, name))
+            if deployment is None:
+                raise KeyError(f"no deployment {namespace}/{name} to settle")
+            state = _PodState(ready, ready_count, phase, waiting_reason, restart_count)
+            _Controller(self.cluster, deployment).sync(state, keep_old=keep_old,
+                                                       deadline_exceeded=progress_deadline_exceeded)
+            self.cluster.changed.notify_all()
+            return copy.deepcopy(deployment)
+
+    def settle_all(self, **kwargs: Any) -> None:
+        """`settle()` every Deployment with the same arguments."""
+        for namespace, name in list(self.cluster.objects["deployments"]):
+            self.settle(namespace, name, **kwargs)
+
+
+@dataclass(frozen=True)
+class _PodState:
+    ready: bool
+    ready_count: int | None
+    phase: str
+    waiting_reason: str | None
+    restart_count: int
+
+
+class _Controller:
+    """One pass of the Deployment controller for one Deployment (see `FakeApiServer.settle`)."""
+
+    def __init__(self, cluster: FakeCluster, deployment: Obj) -> None:
+        self.cluster = cluster
+        self.deployment = deployment
+        self.namespace = deployment["metadata"]["namespace"]
+        self.uid = deployment["metadata"]["uid"]
+
+    def owned(self, plural: str, owner_uid: str) -> list[Obj]:
+        return [obj for (ns, _), obj in sorted(self.cluster.objects[plural].items())
+                if ns == self.namespace and any(ref.get("uid") == owner_uid
+                                                for ref in obj["metadata"].get("ownerReferences") or [])]
+
+    def sync(self, state: _PodState, *, keep_old: bool, deadline_exceeded: bool) -> None:
+        spec = self.deployment.get("spec") or {}
+        replicas = int(spec.get("replicas", 1))
+        new_rs = self._ensure_replicaset(spec, replicas)
+        self._sync_pods(new_rs, replicas, state)
+        for old_rs in self.owned("replicasets", self.uid):
+            if old_rs is not new_rs and not keep_old:
+                old_rs["spec"]["replicas"] = 0
+                for pod in self.owned("pods", old_rs["metadata"]["uid"]):
+                    self.cluster.objects["pods"].pop((self.namespace, pod["metadata"]["name"]), None)
+                    self.cluster._drop_logs("pods", self.namespace, pod["metadata"]["name"])
+                if spec.get("revisionHistoryLimit") == 0:
+                    self.cluster.objects["replicasets"].pop((self.namespace, old_rs["metadata"]["name"]))
+        for rs in self.owned("replicasets", self.uid):
+            self._replicaset_status(rs)
+        self._deployment_status(new_rs, replicas, deadline_exceeded)
+
+    def _ensure_replicaset(self, spec: Obj, replicas: int) -> Obj:
+        template = copy.deepcopy(spec.get("template") or {})
+        pod_hash = template_hash(template)
+        rs_name = f"{self.deployment['metadata']['name']}-{pod_hash}"
+        existing = self.cluster.objects["replicasets"].get((self.namespace, rs_name))
+        if existing is not None:
+            existing["spec"]["replicas"] = replicas
+            existing["metadata"]["resourceVersion"] = self.cluster.next_rv()
+            return existing
+        revisions = [int(rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", 0))
+                     for rs in self.owned("replicasets", self.uid)]
+        labels = {**(template.get("metadata") or {}).get("labels", {}), "pod-template-hash": pod_hash}
+        template.setdefault("metadata", {})["labels"] = labels
+        selector = copy.deepcopy(spec.get("selector") or {})
+        selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
+        rs = {"metadata": {
+            "name": rs_name, "namespace": self.namespace, "labels": labels,
+            "annotations": {"deployment.kubernetes.io/revision": str(max(revisions, default=0) + 1)},
+            "ownerReferences": [self._owner_ref(self.deployment, "Deployment")]},
+            "spec": {"replicas": replicas, "selector": selector, "template": template}}
+        self.cluster._finish(RESOURCES["replicasets"], rs, namespace=self.namespace)
+        self.cluster.objects["replicasets"][(self.namespace, rs_name)] = rs
+        return rs
+
+    @staticmethod
+    def _owner_ref(owner: Obj, kind: str) -> Obj:
+        return {"apiVersion": "apps/v1", "kind": kind, "name": owner["metadata"]["name"],
+                "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+    def _sync_pods(self, rs: Obj, replicas: int, state: _PodState) -> None:
+        pods = self.owned("pods", rs["metadata"]["uid"])
+        for pod in pods[replicas:]:
+            self.cluster.objects["pods"].pop((self.namespace, pod["metadata"]["name"]), None)
+        pods = pods[:replicas]
+        while len(pods) < replicas:
+            pods.append(self._new_pod(rs))
+        ready_count = state.ready_count if state.ready_count is not None else (replicas if state.ready else 0)
+        for index, pod in enumerate(pods):
+            pod["status"] = _pod_status(pod, state, ready=index < ready_count)
+            pod["metadata"]["resourceVersion"] = self.cluster.next_rv()
+
+    def _new_pod(self, rs: Obj) -> Obj:
+        self.cluster._pod_counter += 1
+        suffix = template_hash({"n": self.cluster._pod_counter, "rs": rs["metadata"]["name"]})[:5]
+        template = copy.deepcopy(rs["spec"]["template"])
+        pod = {"metadata": {**template.get("metadata", {}), "name": f"{rs['metadata']['name']}-{suffix}",
+                            "namespace": self.namespace,
+                            "ownerReferences": [self._owner_ref(rs, "ReplicaSet")]},
+               "spec": {**template.get("spec", {}), "nodeName": "fake-node"}}
+        self.cluster._finish(RESOURCES["pods"], pod, namespace=self.namespace)
+        self.cluster.objects["pods"][(self.namespace, pod["metadata"]["name"])] = pod
+        return pod
+
+    def _replicaset_status(self, rs: Obj) -> None:
+        pods = self.owned("pods", rs["metadata"]["uid"])
+        ready = sum(1 for pod in pods if _pod_ready(pod))
+        rs["status"] = _without_zeros({"replicas": len(pods), "fullyLabeledReplicas": len(pods),
+                                       "readyReplicas": ready, "availableReplicas": ready,
+                                       "observedGeneration": rs["metadata"].get("generation", 1)})
+        rs["status"].setdefault("replicas", 0)
+
+    def _deployment_status(self, new_rs: Obj, replicas: int, deadline_exceeded: bool) -> None:
+        all_pods = [pod for rs in self.owned("replicasets", self.uid)
+                    for pod in self.owned("pods", rs["metadata"]["uid"])]
+        updated = len(self.owned("pods", new_rs["metadata"]["uid"]))
+        ready = sum(1 for pod in all_pods if _pod_ready(pod))
+        updated_ready = sum(1 for pod in self.owned("pods", new_rs["metadata"]["uid"]) if _pod_ready(pod))
+        max_unavailable = _max_unavailable(self.deployment.get("spec") or {}, replicas)
+        rs_name = new_rs["metadata"]["name"]
+        complete = updated == replicas and updated_ready == replicas and len(all_pods) == replicas
+        if deadline_exceeded:
+            progressing = ("False", "ProgressDeadlineExceeded",
+                           f'ReplicaSet "{rs_name}" has timed out progressing.')
+        elif complete:
+            progressing = ("True", "NewReplicaSetAvailable",
+                           f'ReplicaSet "{rs_name}" has successfully progressed.')
+        else:
+            progressing = ("True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
+        available = ready >= replicas - max_unavailable
+        stamp = now_rfc3339()
+        conditions = [
+            {"type": "Available", "status": "True" if available else "False",
+             "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+             "message": "Deployment has minimum availability." if available
+             else "Deployment does not have minimum availability.",
+             "lastUpdateTime": stamp, "lastTransitionTime": stamp},
+            {"type": "Progressing", "status": progressing[0], "reason": progressing[1],
+             "message": progressing[2], "lastUpdateTime": stamp, "lastTransitionTime": stamp}]
+        status = _without_zeros({"observedGeneration": self.deployment["metadata"].get("generation", 1),
+                                 "replicas": len(all_pods), "updatedReplicas": updated,
+                                 "readyReplicas": ready, "availableReplicas": ready,
+                                 "unavailableReplicas": max(0, len(all_pods) - ready)})
+        status["conditions"] = conditions
+        self.deployment["status"] = status
+        self.deployment["metadata"]["resourceVersion"] = self.cluster.next_rv()
+
+
+def _without_zeros(values: dict[str, int]) -> Obj:
+    return {key: value for key, value in values.items() if value}
+
+
+def _max_unavailable(spec: Obj, replicas: int) -> int:
+    strategy = spec.get("strategy") or {}
+    if strategy.get("type") == "Recreate":
+        return replicas
+    value = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", "25%")
+    if isinstance(value, str) and value.endswith("%"):
+        return int(replicas * int(value[:-1]) / 100)  # the controller rounds maxUnavailable down
+    return int(value)
+
+
+def _pod_ready(pod: Obj) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in pod.get("status", {}).get("conditions", []))
+
+
+def _pod_status(pod: Obj, state: _PodState, *, ready: bool) -> Obj:
+    stamp = pod["metadata"].get("creationTimestamp") or now_rfc3339()
+    flag = "True" if ready else "False"
+    statuses = []
+    for container in pod.get("spec", {}).get("containers", []):
+        if ready or (state.phase == "Running" and state.waiting_reason is None):
+            container_state: Obj = {"running": {"startedAt": stamp}}
+        else:
+            reason = state.waiting_reason or "ContainerCreating"
+            container_state = {"waiting": {"reason": reason, "message": f"fake: {reason}"}}
+        statuses.append({"name": container.get("name", ""), "image": container.get("image", ""),
+                         "imageID": "", "ready": ready, "started": "running" in container_state,
+                         "restartCount": state.restart_count, "state": container_state})
+    return {"phase": state.phase, "hostIP": "10.0.0.1", "podIP": "10.1.0.1", "startTime": stamp,
+            "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
+                           {"type": "Ready", "status": flag, "lastTransitionTime": stamp},
+                           {"type": "ContainersReady", "status": flag, "lastTransitionTime": stamp}],
+            "containerStatuses": statuses}
