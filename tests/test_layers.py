@@ -1,0 +1,75 @@
+"""Layering rules a tool can check (STYLE.md practice 11).
+
+- The pure core imports neither click, nor the Kubernetes client, nor anything that does I/O
+  over the network or runs processes.
+- Only `kube_client` / `kube_errors` import the `kubernetes` package.
+- Entry points do not import each other.
+- No module or subpackage is named after a dependency (PaaSTA's `kubernetes/` shadows the client).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "paasta_lite"
+
+CORE = [
+    "merge", "naming", "labels", "config_hash", "instance_config", "validation", "deployments_json",
+    "git_tags", "render", "reconcile_plan", "health", "pod_logs", "volumes", "config_keys", "errors",
+]
+FORBIDDEN_IN_CORE = {"click", "kubernetes", "requests", "urllib3", "subprocess", "socket", "waitress"}
+ENTRY_POINTS = {
+    "setup_kubernetes_job", "cleanup_kubernetes_jobs", "generate_deployments_for_service", "paasta_api",
+}
+DEPENDENCIES = {"kubernetes", "yaml", "jsonschema", "requests", "click", "waitress"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def module_path(name: str) -> Path:
+    return PACKAGE / f"{name}.py"
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_core_module_does_no_io(name: str) -> None:
+    path = module_path(name)
+    if not path.exists():
+        pytest.skip(f"{name}.py does not exist yet")
+    roots = {module.split(".")[0] for module in imported_modules(path)}
+    assert not roots & FORBIDDEN_IN_CORE, f"{name}.py imports {roots & FORBIDDEN_IN_CORE}"
+
+
+def test_only_the_kube_modules_import_the_kubernetes_client() -> None:
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.stem not in {"kube_client", "kube_errors"}
+        and any(module.split(".")[0] == "kubernetes" for module in imported_modules(path))
+    ]
+    assert offenders == []
+
+
+def test_entry_points_do_not_import_each_other() -> None:
+    for name in ENTRY_POINTS:
+        path = module_path(name)
+        if not path.exists():
+            continue
+        imported = {module.removeprefix("paasta_lite.") for module in imported_modules(path)}
+        assert not imported & (ENTRY_POINTS - {name}), f"{name} imports {imported & ENTRY_POINTS}"
+
+
+def test_no_module_shadows_a_dependency() -> None:
+    names = {path.stem for path in PACKAGE.rglob("*.py")} | {p.name for p in PACKAGE.rglob("*") if p.is_dir()}
+    assert not names & DEPENDENCIES
