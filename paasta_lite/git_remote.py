@@ -124,9 +124,22 @@ def parse_ls_remote(output: str) -> dict[str, str]:
     return refs
 
 
+def absolute_url(url: str) -> str:
+    """``url`` with a relative local path made absolute (git resolves it against its cwd).
+
+    URLs with ``scheme://`` and scp-style ``host:path`` (a colon before any slash) are unchanged.
+    """
+    if "://" in url:
+        return url
+    head, colon, _ = url.partition(":")
+    if colon and "/" not in head:
+        return url
+    return os.path.abspath(url)
+
+
 def list_refs(url: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, str]:
     """Every ref of the repository at ``url`` (ref name -> commit sha), in one ``git ls-remote``."""
-    result = run_git(url, ["ls-remote", "--", url], timeout=timeout)
+    result = run_git(url, ["ls-remote", "--", absolute_url(url)], timeout=timeout)
     if result.returncode != 0:
         raise GitRemoteError(url, f"cannot list refs: {_stderr_tail(result.stderr)}")
     return parse_ls_remote(result.stdout)
@@ -203,7 +216,7 @@ class RemoteRepo:
             self._scratch = tempfile.mkdtemp(prefix="paasta_lite_git_")
             setup = [
                 ["init", "--quiet", "--bare", self._scratch],
-                ["-C", self._scratch, "remote", "add", "origin", self.url],
+                ["-C", self._scratch, "remote", "add", "origin", absolute_url(self.url)],
                 ["-C", self._scratch, "config", "remote.origin.promisor", "true"],
                 ["-C", self._scratch, "config", "extensions.partialClone", "origin"],
                 ["-C", self._scratch, "config", "push.negotiate", "true"],

@@ -30,6 +30,7 @@ from paasta_lite.git_remote import (
     GitTimeoutError,
     PushRejectedError,
     RemoteRepo,
+    absolute_url,
     list_refs,
     parse_ls_remote,
     resolve_from_refs,
@@ -267,3 +268,27 @@ def test_timeout_kills_git_helpers_too(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(GitTimeoutError, match=re.escape("ssh://example.invalid/repo")):
         list_refs("ssh://example.invalid/repo", timeout=1)
     assert time.monotonic() - started < 5
+
+
+def test_relative_local_path_works_for_listing_and_pushing(
+    repos: GitRepos, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sha = repos.commit()
+    monkeypatch.chdir(tmp_path)
+    assert list_refs("remote.git")["refs/heads/main"] == sha
+    with RemoteRepo("./remote.git") as remote:
+        remote.push_tag(sha, "paasta-a-20240101T000000-deploy")
+    assert repos.remote_tags() == {"refs/tags/paasta-a-20240101T000000-deploy": sha}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),
+        ("ssh://git@host/repo", "ssh://git@host/repo"),
+        ("/abs/repo", "/abs/repo"),
+        ("./odd:name", os.path.abspath("./odd:name")),
+    ],
+)
+def test_absolute_url(url: str, expected: str) -> None:
+    assert absolute_url(url) == expected
