@@ -8,14 +8,14 @@ them — is computed here from plain data, so it is tested without a cluster.
 Following a service through a bounce: each poll lists the pods, `FollowState.track` says which
 containers appeared (read them from their first line) and which went (forget them), and
 `FollowState.accept` keeps a per-container marker (last timestamp seen, and how many lines carried
-exactly that timestamp) so re-reading from ``sinceTime`` (whole seconds) never prints a line twice.
+exactly that timestamp) so re-reading overlapping windows never prints a line twice.
 """
 
 from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
@@ -82,12 +82,6 @@ def parse_k8s_timestamp(text: str) -> int | None:
     except ValueError:
         return None
     return int(seconds) * NANOS_PER_SECOND + int((fraction or "0").ljust(9, "0"))
-
-
-def format_k8s_timestamp(nanos: int) -> str:
-    """Nanoseconds -> ``2024-05-01T12:00:00Z`` (whole seconds, what ``sinceTime`` accepts)."""
-    moment = datetime.fromtimestamp(nanos // NANOS_PER_SECOND, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_log_text(text: str, key: StreamKey) -> list[LogLine]:
@@ -251,6 +245,24 @@ def _advance(marker: Marker | None, fresh: Sequence[LogLine]) -> Marker | None:
     return Marker(nanos=newest, repeat=repeat)
 
 
+def window_complete(lines: Sequence[LogLine], marker: Marker | None, requested: int | None) -> bool:
+    """Does a ``tailLines=requested`` re-read reach back past the marker (so nothing is skipped)?
+
+    Following re-reads each container's last N lines (no clock involved, unlike ``sinceSeconds``).
+    The window must start strictly before the marker: starting at it, some already-seen lines
+    with the marker's timestamp may have fallen out, and `fresh_lines` would then skip new ones.
+    A window shorter than asked for is the whole log (a restarted container starts a new one).
+    """
+    if marker is None or requested is None or len(lines) < requested:
+        return True
+    return bool(lines) and lines[0].nanos < marker.nanos
+
+
+def next_window(requested: int, cap: int) -> int | None:
+    """The next, larger ``tailLines`` to try; ``None`` (whole log) once past ``cap``."""
+    return requested * 4 if requested * 4 <= cap else None
+
+
 @dataclass(frozen=True)
 class FollowState:
     """What `paasta logs -f` knows between polls: the markers and colours of live streams."""
@@ -277,10 +289,9 @@ class FollowState:
         )
         return state, added, gone
 
-    def since_time(self, key: StreamKey) -> str | None:
-        """``sinceTime`` for the next read of a stream (``None``: read from its first line)."""
-        marker = self.markers.get(key)
-        return format_k8s_timestamp(marker.nanos) if marker else None
+    def first_window(self, key: StreamKey, size: int) -> int | None:
+        """``tailLines`` for the next read of a stream: ``None`` (everything) for a new stream."""
+        return size if self.markers.get(key) is not None else None
 
     def accept(self, key: StreamKey, lines: Sequence[LogLine]) -> tuple[FollowState, list[LogLine]]:
         """Take a (re-)read of one stream; return the state and only the lines not printed yet."""
@@ -290,3 +301,24 @@ class FollowState:
     def seen(self, key: StreamKey, lines: Sequence[LogLine]) -> FollowState:
         """Mark lines as printed (the initial tail) without re-filtering them."""
         return self.accept(key, lines)[0]
+
+
+def collect_fresh(
+    state: FollowState,
+    key: StreamKey,
+    read: Callable[[int | None], Sequence[LogLine]],
+    *,
+    window: int = 100,
+    cap: int = 10_000,
+) -> tuple[FollowState, list[LogLine]]:
+    """One follow step for one stream: re-read its tail, growing the window until it reaches
+    back past the marker, and return only the unseen lines.
+
+    ``read(tail_lines)`` does the I/O (``None``: the whole log); it is passed in so this stays pure.
+    """
+    requested = state.first_window(key, window)
+    lines = read(requested)
+    while requested is not None and not window_complete(lines, state.markers.get(key), requested):
+        requested = next_window(requested, cap)
+        lines = read(requested)
+    return state.accept(key, lines)

@@ -18,7 +18,7 @@ from paasta_lite.pod_logs import (
     PodLogSource,
     StreamKey,
     assign_colours,
-    format_k8s_timestamp,
+    collect_fresh,
     format_line,
     fresh_lines,
     last_lines,
@@ -27,6 +27,7 @@ from paasta_lite.pod_logs import (
     parse_log_text,
     parse_since,
     pod_log_source,
+    window_complete,
 )
 
 EPOCH_2024 = int(datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc).timestamp()) * NANOS_PER_SECOND
@@ -45,7 +46,6 @@ def test_parse_k8s_timestamp_keeps_nanoseconds() -> None:
     assert parse_k8s_timestamp("2024-05-01T14:00:00+02:00") == EPOCH_2024
     assert parse_k8s_timestamp("hello") is None
     assert parse_k8s_timestamp("2024-13-01T12:00:00Z") is None
-    assert format_k8s_timestamp(EPOCH_2024 + 999_999_999) == "2024-05-01T12:00:00Z"
 
 
 def test_parse_log_text() -> None:
@@ -148,31 +148,55 @@ def source(name: str, *containers: str) -> PodLogSource:
 def test_follow_tracks_pods_through_a_bounce() -> None:
     state, added, gone = FollowState().track([source("old-1", "main"), source("old-2", "main")])
     assert added == [StreamKey("old-1", "main"), StreamKey("old-2", "main")] and gone == []
-    assert state.since_time(StreamKey("old-1", "main")) is None
+    assert state.first_window(StreamKey("old-1", "main"), 100) is None
     state = state.seen(StreamKey("old-1", "main"), [line(StreamKey("old-1", "main"), EPOCH_2024, "hi")])
-    assert state.since_time(StreamKey("old-1", "main")) == "2024-05-01T12:00:00Z"
+    assert state.first_window(StreamKey("old-1", "main"), 100) == 100
 
     state, added, gone = state.track([source("old-1", "main"), source("new-1", "main", "envoy")])
     assert added == [StreamKey("new-1", "main"), StreamKey("new-1", "envoy")]
     assert gone == [StreamKey("old-2", "main")]
     assert "new-1" in state.multi_container and "old-1" not in state.multi_container
     assert state.colours == {"old-1": 0, "new-1": 1}
-    assert state.since_time(StreamKey("old-1", "main")) == "2024-05-01T12:00:00Z"
+    assert state.first_window(StreamKey("old-1", "main"), 100) == 100
 
     state, added, gone = state.track([source("new-1", "main", "envoy")])
     assert added == [] and gone == [StreamKey("old-1", "main")]
     assert set(state.markers) == {StreamKey("new-1", "main"), StreamKey("new-1", "envoy")}
 
 
+def test_window_must_reach_back_past_the_marker() -> None:
+    seen = Marker(nanos=20, repeat=2)
+    assert window_complete([line(A, 10, "a"), line(A, 30, "b")], seen, 2)
+    assert not window_complete([line(A, 20, "b"), line(A, 20, "c")], seen, 2)  # a seen @20 may be cut
+    assert not window_complete([line(A, 30, "c"), line(A, 40, "d")], seen, 2)
+    assert window_complete([line(A, 30, "c")], seen, 2)  # shorter than asked: the whole log
+    assert window_complete([], None, None)
+
+
 class LogStore:
-    """What the API would serve: every line of every stream, with `sinceTime` at whole seconds."""
+    """What the API would serve: each stream's lines so far, ``tailLines`` applied."""
 
     def __init__(self, lines: list[LogLine]) -> None:
         self.lines = lines
+        self.reads: list[int | None] = []
 
-    def read(self, key: StreamKey, since_time: str | None, upto: int) -> list[LogLine]:
-        since = parse_k8s_timestamp(since_time) if since_time else None
-        return [x for x in self.lines[:upto] if x.key == key and (since is None or x.nanos >= since)]
+    def read(self, key: StreamKey, upto: int, tail: int | None) -> list[LogLine]:
+        self.reads.append(tail)
+        stream = [x for x in self.lines[:upto] if x.key == key]
+        return stream[-tail:] if tail is not None else stream
+
+
+def test_collect_fresh_grows_the_window_when_many_lines_arrived() -> None:
+    lines = [line(A, EPOCH_2024 + n, f"l{n}") for n in range(50)]
+    store = LogStore(lines)
+    state, _, _ = FollowState().track([source(A.pod, A.container)])
+    state, fresh = collect_fresh(state, A, lambda tail: store.read(A, 5, tail), window=2, cap=100)
+    assert [x.text for x in fresh] == ["l0", "l1", "l2", "l3", "l4"] and store.reads == [None]
+    state, fresh = collect_fresh(state, A, lambda tail: store.read(A, 50, tail), window=2, cap=100)
+    assert len(fresh) == 45 and fresh[0].text == "l5"
+    assert store.reads == [None, 2, 8, 32, None]  # 4x each time, then the whole log past the cap
+    state, fresh = collect_fresh(state, A, lambda tail: store.read(A, 50, tail), window=2, cap=100)
+    assert fresh == [] and store.reads[-1] == 2
 
 
 stream_lines = st.lists(
@@ -183,9 +207,13 @@ stream_lines = st.lists(
 )
 
 
-@given(entries=stream_lines, polls=st.lists(st.integers(min_value=0, max_value=40), max_size=6))
+@given(
+    entries=stream_lines,
+    polls=st.lists(st.integers(min_value=0, max_value=40), max_size=6),
+    window=st.integers(min_value=1, max_value=5),
+)
 def test_following_prints_every_line_exactly_once(
-    entries: list[tuple[StreamKey, int]], polls: list[int]
+    entries: list[tuple[StreamKey, int]], polls: list[int], window: int
 ) -> None:
     # Lines arrive in time order per stream; timestamps often repeat exactly and share seconds.
     per_stream: dict[StreamKey, int] = {}
@@ -199,7 +227,9 @@ def test_following_prints_every_line_exactly_once(
     printed: list[LogLine] = []
     for upto in [*sorted(polls), len(lines)]:
         for key in (A, B):
-            state, fresh = state.accept(key, store.read(key, state.since_time(key), upto))
+            state, fresh = collect_fresh(
+                state, key, lambda tail, k=key, n=upto: store.read(k, n, tail), window=window, cap=16
+            )
             printed.extend(fresh)
     assert sorted(x.text for x in printed) == sorted(x.text for x in lines)
     assert len(printed) == len(lines)
