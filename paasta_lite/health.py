@@ -433,8 +433,10 @@ def _events(events: Sequence[JsonDict], limit: int = 20) -> tuple[EventInfo, ...
     rows = []
     for event in events:
         involved = event.get("involvedObject") or event.get("regarding") or {}
-        when = event.get("lastTimestamp") or event.get("eventTime") or event.get("metadata", {}).get(
-            "creationTimestamp"
+        when = (
+            event.get("lastTimestamp")
+            or event.get("eventTime")
+            or event.get("metadata", {}).get("creationTimestamp")
         )
         rows.append(
             EventInfo(

@@ -12,14 +12,17 @@ configured, else the cluster in KUBECONFIG) and is what the wait loop calls.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from paasta_lite import labels
-from paasta_lite.errors import NotConfiguredError, PaastaLiteError
+from paasta_lite.errors import ConfigError, PaastaLiteError
+from paasta_lite.files import load_yaml_file
 from paasta_lite.health import Desired, InstanceHealth, Observed, Version, assess
 from paasta_lite.instance_config import InstanceConfig
+from paasta_lite.kube_errors import KubeError, NotFound
 from paasta_lite.naming import app_name
 from paasta_lite.soa_config import ServiceConfig
 from paasta_lite.system_config import SystemConfig
@@ -28,17 +31,29 @@ JsonDict = dict[str, Any]
 
 
 class KubeReader(Protocol):
-    """The part of `kube_client.KubeClient` we read with (raw API dicts)."""
+    """The part of `kube_client.KubeClient` we read with (raw API dicts).
 
-    def get_deployment(self, namespace: str, name: str) -> JsonDict | None: ...
+    `get_deployment` raises `kube_errors.NotFound` when there is none.
+    """
 
-    def list_replicasets(self, namespace: str, label_selector: str) -> list[JsonDict]: ...
+    def get_deployment(self, namespace: str, name: str) -> JsonDict: ...
 
-    def list_pods(self, namespace: str, label_selector: str) -> list[JsonDict]: ...
+    def list_replicasets(self, namespace: str, selector: str | None = None) -> list[JsonDict]: ...
 
-    def list_events(self, namespace: str) -> list[JsonDict]: ...
+    def list_pods(self, namespace: str, selector: str | None = None) -> list[JsonDict]: ...
 
-    def read_pod_log(self, namespace: str, name: str, *, container: str, tail_lines: int) -> str: ...
+    def list_events(self, namespace: str, field_selector: str | None = None) -> list[JsonDict]: ...
+
+    def read_pod_log(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None = None,
+        tail_lines: int | None = None,
+        since_seconds: int | None = None,
+        timestamps: bool = True,
+    ) -> str: ...
 
 
 class StatusUnavailable(PaastaLiteError):
@@ -134,18 +149,33 @@ def desired_for(
 
 
 def gather(kube: KubeReader, instance: InstanceConfig, *, events: bool = False) -> Observed:
-    """Read the instance's objects; events (one namespace list, filtered to ours) only if asked."""
+    """Read the instance's objects; events (one namespace list, filtered to ours) only if asked.
+
+    A missing namespace reads as "nothing there" (the real API answers lists in a missing
+    namespace with an empty list; some servers answer 404).
+    """
     namespace, selector = instance.namespace, labels.instance_selector(instance.service, instance.instance)
-    deployment = kube.get_deployment(namespace, app_name(instance.service, instance.instance))
-    replicasets = kube.list_replicasets(namespace, selector)
-    pods = kube.list_pods(namespace, selector)
+    try:
+        deployment: JsonDict | None = kube.get_deployment(
+            namespace, app_name(instance.service, instance.instance)
+        )
+    except NotFound:
+        deployment = None
+    replicasets = _listed(lambda: kube.list_replicasets(namespace, selector))
+    pods = _listed(lambda: kube.list_pods(namespace, selector))
     found: list[JsonDict] = []
     if events:
         ours = {obj.get("metadata", {}).get("name") for obj in [deployment or {}, *replicasets, *pods]}
-        found = [
-            e for e in kube.list_events(namespace) if (e.get("involvedObject") or {}).get("name") in ours
-        ]
+        everything = _listed(lambda: kube.list_events(namespace))
+        found = [e for e in everything if (e.get("involvedObject") or {}).get("name") in ours]
     return Observed(deployment, replicasets, pods, found)
+
+
+def _listed(read: Callable[[], list[JsonDict]]) -> list[JsonDict]:
+    try:
+        return read()
+    except NotFound:
+        return []
 
 
 def status_from_cluster(
@@ -177,7 +207,12 @@ def _log_tails(
         if pod.ready or pod.deleting:
             continue
         for container in pod.containers:
-            text = kube.read_pod_log(namespace, pod.name, container=container, tail_lines=lines)
+            try:
+                text = kube.read_pod_log(
+                    namespace, pod.name, container=container, tail_lines=lines, timestamps=False
+                )
+            except KubeError as error:  # e.g. the container has not started: say so, keep the rest
+                text = f"(no log: {error})"
             tails.append(ContainerLog(pod.name, container, tuple(text.splitlines()[-lines:])))
     return tuple(tails)
 
@@ -231,8 +266,8 @@ def fetch_instance_status(
         wait = timeout if timeout is not None else system_config.api_client_timeout
         return status_from_api(url, instance.service, instance.instance, verbose=verbose, timeout=wait)
     if kube is None:
-        kube, context = kube_from_kubeconfig()
-        source = f"KUBECONFIG context {context}"
+        kube, where = kube_from_kubeconfig()
+        source = f"KUBECONFIG {where}"
     else:
         source = "cluster (direct)"
     return status_from_cluster(kube, service, instance, verbose=verbose, source=source)
@@ -254,17 +289,29 @@ def fetch_instance_health(
     return fetch_instance_status(system_config, service, instance, kube=kube, timeout=timeout).health
 
 
-def kube_from_kubeconfig() -> tuple[KubeReader, str]:
-    """A client for the cluster named by KUBECONFIG, and the context name (for -v output)."""
-    from paasta_lite import kube_client
+def kube_from_kubeconfig(*, timeout: float = 30.0) -> tuple[KubeReader, str]:
+    """A client for the cluster named by KUBECONFIG, and where it points (for -v output).
 
+    Raises `kube_errors.KubeConfigError` when there is no usable kubeconfig.
+    """
+    from paasta_lite.kube_client import KubeClient
+
+    client = KubeClient(timeout=timeout)
+    return client, f"{current_context() or 'kubeconfig'} ({client.host})"
+
+
+def current_context() -> str | None:
+    """The context KUBECONTEXT or the first KUBECONFIG file names (None when unknown)."""
+    if os.environ.get("KUBECONTEXT"):
+        return os.environ["KUBECONTEXT"]
+    paths = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    path = paths[0] if paths else os.path.expanduser("~/.kube/config")
     try:
-        client = kube_client.KubeClient.from_kubeconfig()
-    except PaastaLiteError:
-        raise
-    except Exception as error:  # the client library raises bare ConfigException/OSError here
-        raise NotConfiguredError(f"no API endpoint configured and no usable KUBECONFIG: {error}") from error
-    return client, getattr(client, "context", None) or "current"
+        data = load_yaml_file(path)
+    except ConfigError:
+        return None
+    context = data.get("current-context") if isinstance(data, dict) else None
+    return str(context) if context else None
 
 
 def versions_summary(versions: Sequence[Any]) -> list[list[Any]]:

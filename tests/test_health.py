@@ -40,8 +40,15 @@ def load_case(path: Path) -> tuple[Observed, Desired, dict[str, Any]]:
 
 def test_fixture_set_covers_the_required_situations() -> None:
     names = {path.stem for path in CASES}
-    required = {"mid_bounce", "stuck_bounce", "crash_loop", "image_pull_error", "stopped", "scaling",
-                "not_observed_yet"}
+    required = {
+        "mid_bounce",
+        "stuck_bounce",
+        "crash_loop",
+        "image_pull_error",
+        "stopped",
+        "scaling",
+        "not_observed_yet",
+    }
     assert required <= names
 
 
@@ -113,8 +120,15 @@ def test_done_messages_explain_why_not() -> None:
 
 @pytest.mark.parametrize(
     ("factor", "expected", "ready", "done"),
-    [(0.95, 3, 2, False), (0.95, 3, 3, True), (0.95, 20, 19, True), (0.95, 20, 18, False),
-     (1.0, 10, 10, True), (0.5, 4, 2, True), (1.1, 10, 10, False)],
+    [
+        (0.95, 3, 2, False),
+        (0.95, 3, 3, True),
+        (0.95, 20, 19, True),
+        (0.95, 20, 18, False),
+        (1.0, 10, 10, True),
+        (0.5, 4, 2, True),
+        (1.1, 10, 10, False),
+    ],
 )
 def test_bounce_margin(factor: float, expected: int, ready: int, done: bool) -> None:
     observed, _, _ = load_case(FIXTURES / "scaling.yaml")

@@ -1,0 +1,133 @@
+"""`paasta_api`: serve the API (`api_app`) for one cluster on a production WSGI server (waitress).
+
+    paasta_api [--host 127.0.0.1] [--port N] [-d SOA_DIR] [-c CLUSTER]
+    python -m paasta_lite.paasta_api ...
+
+Binds 127.0.0.1 unless told otherwise and logs one line when ready. Without ``--port`` it
+picks a port that is stable per user (a hash of the user name into 33000-57999, PaaSTA's
+playground rule) or, if that one is taken, any free one, and records its URL for the cluster
+in ``api_endpoints.json`` in the system config directory (atomically, keeping other keys), so
+``paasta status`` finds it. Kubernetes is read with the cluster in KUBECONFIG.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import click
+
+from paasta_lite.api_app import ApiSettings, make_app
+from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
+from paasta_lite.cli.options import cluster_option, soa_dir_option
+from paasta_lite.errors import ConfigError
+from paasta_lite.files import atomic_write_text, load_json_file
+from paasta_lite.instance_status import KubeReader
+from paasta_lite.system_config import load_system_config, system_config_dir
+
+PORT_BASE, PORT_SPAN = 33000, 25000
+ENDPOINTS_FILE = "api_endpoints.json"
+
+log = logging.getLogger("paasta_lite.api")
+
+
+def preferred_port(name: str = "paasta-dev-api", user: str | None = None) -> int:
+    """A port in 33000-57999 that is the same every time for the same user."""
+    user = user if user is not None else getpass.getuser()
+    digest = hashlib.sha1(f"{name},{user}".encode()).hexdigest()
+    return PORT_BASE + int(digest, 16) % PORT_SPAN
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on `port`; raises OSError when it is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_preferred(host: str, preferred: int) -> socket.socket:
+    """Bind `preferred` if free, else any free port (bound, so nobody can take it meanwhile)."""
+    try:
+        return bind(host, preferred)
+    except OSError:
+        return bind(host, 0)
+
+
+def record_endpoint(directory: str | os.PathLike[str], cluster: str, url: str) -> Path:
+    """Set ``api_endpoints[cluster] = url`` in `directory`/api_endpoints.json, keeping other keys."""
+    path = Path(directory) / ENDPOINTS_FILE
+    data: dict[str, Any] = {}
+    if path.exists():
+        loaded = load_json_file(path)
+        if not isinstance(loaded, dict):
+            raise ConfigError.single(str(path), "must contain a JSON object")
+        data = loaded
+    endpoints = data.get("api_endpoints") or {}
+    if not isinstance(endpoints, dict):
+        raise ConfigError.single(str(path), "api_endpoints must be an object", field="api_endpoints")
+    data["api_endpoints"] = {**endpoints, cluster: url}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, _dump(data))
+    return path
+
+
+def _dump(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def url_for(host: str, port: int) -> str:
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1") else host
+    return f"http://{shown}:{port}"
+
+
+def kube_factory() -> KubeReader:
+    from paasta_lite.instance_status import kube_from_kubeconfig
+
+    return kube_from_kubeconfig()[0]
+
+
+@click.command(cls=PaastaCommand, context_settings=CONTEXT_SETTINGS)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default: stable per user).")
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True, help="Worker threads.")
+@soa_dir_option
+@cluster_option("Cluster this API serves (default: `cluster` from the system config).")
+def main(host: str, port: int | None, threads: int, soa_dir: str, cluster: str | None) -> None:
+    """Serve the paasta_lite API for one cluster."""
+    import waitress
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    system_config = load_system_config(missing_ok=cluster is not None)
+    cluster = system_config.require_cluster(cluster)
+    sock = bind(host, port) if port is not None else bind_preferred(host, preferred_port())
+    url = url_for(host, sock.getsockname()[1])
+    recorded = ""
+    if port is None:
+        recorded = f" (recorded in {record_endpoint(system_config_dir(), cluster, url)})"
+    app = make_app(ApiSettings(soa_dir=soa_dir, cluster=cluster, kube_factory=kube_factory))
+    server = waitress.create_server(app, sockets=[sock], threads=threads, ident="paasta_lite")
+    log.info("paasta_api ready: serving cluster %s from %s at %s%s", cluster, soa_dir, url, recorded)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        log.info("paasta_api stopped")
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,410 @@
+"""The paasta API over real HTTP: the WSGI app served by waitress on a local port, read with
+`requests`, reading the fake Kubernetes API server through the real `KubeClient`.
+
+Covers: /v1/version; status and bounce_status for running, mid-bounce, crash-looping (events and
+log tails at verbose 2), stopped and not-yet-created instances; errors as JSON with a message
+(404 unknown service / instance / route, 400 bad parameter, 405 method, 422 invalid instance,
+503 cluster unreachable); the OpenAPI document is valid, served, and every response matches
+it; the `paasta_api` entry point (stable port, api_endpoints.json kept, one ready line).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from paasta_lite import labels
+from paasta_lite.api_app import ApiSettings, make_app, openapi_document
+from paasta_lite.kube_client import KubeClient
+from paasta_lite.naming import app_name, namespace_for
+from paasta_lite.paasta_api import preferred_port, record_endpoint
+
+SERVICE = "example_svc"
+CLUSTER = "kind-test"
+SHA = "1" * 40
+OLD_SHA = "0" * 40
+NAMESPACE = namespace_for(SERVICE)
+DOC_PATH = Path(__file__).parent.parent / "paasta_lite" / "api_docs" / "openapi.yaml"
+
+
+# ---------------------------------------------------------------- shared helpers (also used by
+# test_status_cmd): a soa dir, and Deployments as the reconciler would create them.
+def write_soa(
+    root: Path,
+    *,
+    instances: dict[str, Any] | None = None,
+    sha: str | None = SHA,
+    stopped: tuple[str, ...] = (),
+    cluster: str = CLUSTER,
+    extra_clusters: tuple[str, ...] = (),
+) -> Path:
+    """A soa dir with SERVICE on `cluster` (instances main x3, canary x1 by default)."""
+    soa = root / "soa"
+    service_dir = soa / SERVICE
+    service_dir.mkdir(parents=True, exist_ok=True)
+    (service_dir / "service.yaml").write_text("description: test service\n")
+    instances = instances or {"main": {"instances": 3}, "canary": {"instances": 1}}
+    for name in (cluster, *extra_clusters):
+        (service_dir / f"kubernetes-{name}.yaml").write_text(yaml.safe_dump(instances))
+    groups = {f"{c}.{i}" for c in (cluster, *extra_clusters) for i in instances}
+    deployments = {}
+    if sha is not None:
+        image = f"services-{SERVICE}:paasta-{sha}"
+        deployments = {g: {"docker_image": image, "git_sha": sha, "image_version": None} for g in groups}
+    controls = {f"{SERVICE}:{cluster}.{i}": {"desired_state": "stop", "force_bounce": None} for i in stopped}
+    (service_dir / "deployments.json").write_text(
+        json.dumps({"v2": {"deployments": deployments, "controls": controls}})
+    )
+    return soa
+
+
+def deployment(
+    instance: str, *, sha: str = SHA, replicas: int = 3, config_sha: str = "configabcd1234"
+) -> dict[str, Any]:
+    """A Deployment shaped like the reconciler's (labels, selector, one container)."""
+    pod_labels = {
+        labels.SERVICE: SERVICE,
+        labels.INSTANCE: instance,
+        labels.GIT_SHA: sha,
+        labels.CONFIG_SHA: config_sha,
+        labels.MANAGED: "true",
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": app_name(SERVICE, instance), "namespace": NAMESPACE, "labels": dict(pod_labels)},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {labels.SERVICE: SERVICE, labels.INSTANCE: instance}},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "containers": [
+                        {"name": "main", "image": f"registry.test/services-{SERVICE}:paasta-{sha}"}
+                    ]
+                },
+            },
+        },
+    }
+
+
+def deploy(server: Any, instance: str, **settle: Any) -> None:
+    """Create or update the instance's Deployment in the fake cluster, then let it settle."""
+    sha = settle.pop("sha", SHA)
+    replicas = settle.pop("replicas", 3)
+    existing = server.get_object("deployments", NAMESPACE, app_name(SERVICE, instance))
+    body = deployment(instance, sha=sha, replicas=replicas)
+    if existing is not None:
+        existing["spec"] = body["spec"]
+        existing["metadata"]["generation"] = existing["metadata"].get("generation", 1) + 1
+        body = existing
+    server.put_object("deployments", body)
+    server.settle(NAMESPACE, app_name(SERVICE, instance), **settle)
+
+
+def dead_kubeconfig(path: Path) -> str:
+    """A kubeconfig pointing at a port nobody listens on."""
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "dead",
+                "clusters": [{"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}}],
+                "users": [{"name": "dead", "user": {"token": "x"}}],
+                "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "dead"}}],
+            }
+        )
+    )
+    return str(path)
+
+
+# ---------------------------------------------------------------- fixtures
+class Served:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.url + path, timeout=10, **kwargs)
+
+
+def serve(settings: ApiSettings) -> Iterator[Served]:
+    """Serve the app with waitress on a free local port for the duration of the block.
+
+    The loop runs in slices so the serving thread itself closes the server (closing it from
+    another thread mid-select makes waitress's loop fail with EBADF).
+    """
+    import waitress
+    from waitress import wasyncore
+
+    server = waitress.create_server(make_app(settings), host="127.0.0.1", port=0, threads=4)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            wasyncore.loop(timeout=0.05, map=server._map, count=1)
+        server.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield Served(f"http://127.0.0.1:{server.effective_port}")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def api(fake_api: Any, tmp_path: Path) -> Iterator[Served]:
+    soa = write_soa(tmp_path, stopped=("canary",))
+    yield from serve(ApiSettings(soa_dir=str(soa), cluster=CLUSTER, kube_factory=lambda: fake_api.client))
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(DOC_PATH.read_text())
+    return document
+
+
+def check(spec: dict[str, Any], schema_name: str, body: Any) -> None:
+    """Validate `body` against components/schemas/<schema_name> of the OpenAPI document."""
+    resource = Resource.from_contents(spec, default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource("urn:paasta-api", resource)
+    validator = Draft202012Validator(
+        {"$ref": f"urn:paasta-api#/components/schemas/{schema_name}"}, registry=registry
+    )
+    validator.validate(body)
+
+
+def response_schema(spec: dict[str, Any], path: str, code: int) -> str:
+    """The schema name the document promises for `path` answering `code`."""
+    response = spec["paths"][path]["get"]["responses"][str(code)]
+    if "$ref" in response:
+        response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    ref: str = response["content"]["application/json"]["schema"]["$ref"]
+    return ref.rsplit("/", 1)[1]
+
+
+STATUS_PATH = "/v1/services/{service}/{instance}/status"
+BOUNCE_PATH = "/v1/services/{service}/{instance}/bounce_status"
+
+
+# ---------------------------------------------------------------- the document
+def test_openapi_document_is_valid(spec: dict[str, Any]) -> None:
+    assert spec["openapi"].startswith("3.1")
+    for name, schema in spec["components"]["schemas"].items():
+        Draft202012Validator.check_schema(schema), name
+    validator = pytest.importorskip("openapi_spec_validator")
+    validator.validate(spec)
+
+
+def test_openapi_document_is_served(api: Served) -> None:
+    response = api.get("/v1/openapi.yaml")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/yaml"
+    assert response.text == DOC_PATH.read_text() == openapi_document()
+
+
+# ---------------------------------------------------------------- endpoints
+def test_version(api: Served, spec: dict[str, Any]) -> None:
+    response = api.get("/v1/version")
+    assert response.status_code == 200
+    assert response.json()["cluster"] == CLUSTER
+    check(spec, response_schema(spec, "/v1/version", 200), response.json())
+
+
+def test_status_running(api: Served, fake_api: Any, spec: dict[str, Any]) -> None:
+    deploy(fake_api.server, "main")
+    response = api.get(f"/v1/services/{SERVICE}/main/status")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    check(spec, response_schema(spec, STATUS_PATH, 200), body)
+    health = body["health"]
+    assert (health["state"], health["ready"], health["expected"], health["healthy"]) == (
+        "Running",
+        3,
+        3,
+        True,
+    )
+    assert health["desired_version"]["git_sha"] == SHA
+    assert [v["version"]["git_sha"] for v in health["versions"]] == [SHA]
+    assert len(health["pods"]) == 3 and body["logs"] == [] and health["events"] == []
+
+
+def test_bounce_status_through_a_bounce(
+    api: Served, fake_api: Any, tmp_path: Path, spec: dict[str, Any]
+) -> None:
+    deploy(fake_api.server, "main", sha=OLD_SHA)
+    deploy(fake_api.server, "main", sha=SHA, keep_old=True, ready_count=1)
+    body = api.get(f"/v1/services/{SERVICE}/main/bounce_status").json()
+    check(spec, response_schema(spec, BOUNCE_PATH, 200), body)
+    assert body["state"] == "Bouncing" and body["done"] is False and body["app_count"] == 2
+    assert {v[0] for v in body["active_versions"]} == {SHA, OLD_SHA}
+    assert body["done_message"].startswith("still bouncing to 11111111")
+    fake_api.server.settle(NAMESPACE, app_name(SERVICE, "main"))
+    body = api.get(f"/v1/services/{SERVICE}/main/bounce_status").json()
+    assert (body["state"], body["done"], body["running_instance_count"]) == ("Running", True, 3)
+    assert body["active_shas"] == [[SHA, "configabcd1234"]]
+
+
+def test_status_verbose_crash_loop_has_events_and_logs(
+    api: Served, fake_api: Any, spec: dict[str, Any]
+) -> None:
+    server = fake_api.server
+    deploy(server, "main", ready=False, waiting_reason="CrashLoopBackOff", restart_count=4)
+    pod = server.list_objects("pods", NAMESPACE)[0]["metadata"]["name"]
+    server.append_log(NAMESPACE, pod, [f"line {n}" for n in range(30)] + ["Traceback: boom"])
+    server.add_event(
+        NAMESPACE,
+        involved_kind="Pod",
+        involved_name=pod,
+        reason="BackOff",
+        message="Back-off restarting failed container",
+        type="Warning",
+        count=9,
+    )
+    server.add_event(
+        NAMESPACE, involved_kind="Pod", involved_name="someone-else", reason="X", message="not ours"
+    )
+    quiet = api.get(f"/v1/services/{SERVICE}/main/status").json()
+    assert quiet["health"]["state"] == "Degraded" and quiet["health"]["reason"] == "CrashLoopBackOff"
+    assert quiet["logs"] == [] and quiet["health"]["events"] == []
+    body = api.get(f"/v1/services/{SERVICE}/main/status", params={"verbose": 2}).json()
+    check(spec, "InstanceStatus", body)
+    assert [e["reason"] for e in body["health"]["events"]] == ["BackOff"]
+    logs = {log["pod"]: log["lines"] for log in body["logs"]}
+    assert logs[pod][-1] == "Traceback: boom" and len(logs[pod]) == 10
+    assert len(logs) == 3
+
+
+def test_stopped_and_not_created(api: Served, fake_api: Any) -> None:
+    stopped = api.get(f"/v1/services/{SERVICE}/canary/bounce_status").json()
+    assert (stopped["state"], stopped["done"], stopped["expected_instance_count"]) == ("Stopped", True, 0)
+    missing = api.get(f"/v1/services/{SERVICE}/main/status").json()["health"]
+    assert (missing["state"], missing["reason"], missing["healthy"]) == ("NotDeployed", "NoDeployment", False)
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "words"),
+    [
+        ("/v1/services/nope/main/status", 404, "no service named 'nope'"),
+        (
+            f"/v1/services/{SERVICE}/nope/status",
+            404,
+            f"'{SERVICE}.nope' has been configured to run in the {CLUSTER}",
+        ),
+        (f"/v1/services/{SERVICE}/nope/bounce_status", 404, "nope"),
+        ("/v1/nothing", 404, "no such endpoint"),
+        (f"/v1/services/{SERVICE}/main/status?verbose=x", 400, "verbose must be an integer"),
+        (f"/v1/services/{SERVICE}/main/status?verbose=9", 400, "between 0 and 3"),
+    ],
+)
+def test_errors_are_json_with_a_message(
+    api: Served, spec: dict[str, Any], path: str, code: int, words: str
+) -> None:
+    response = api.get(path)
+    assert response.status_code == code
+    assert response.headers["Content-Type"] == "application/json"
+    assert words in response.json()["message"]
+    check(spec, "Error", response.json())
+
+
+def test_method_not_allowed(api: Served) -> None:
+    response = requests.post(api.url + "/v1/version", timeout=5)
+    assert response.status_code == 405 and "read-only" in response.json()["message"]
+
+
+def test_invalid_instance_is_422(fake_api: Any, tmp_path: Path, spec: dict[str, Any]) -> None:
+    soa = write_soa(tmp_path, instances={"main": {"instances": "three"}, "ok": {}})
+    settings = ApiSettings(soa_dir=str(soa), cluster=CLUSTER, kube_factory=lambda: fake_api.client)
+    for served in serve(settings):
+        response = served.get(f"/v1/services/{SERVICE}/main/status")
+        assert response.status_code == 422, response.text
+        assert "instances" in response.json()["message"]
+        assert served.get(f"/v1/services/{SERVICE}/ok/status").status_code == 200
+
+
+def test_cluster_unreachable_is_503(tmp_path: Path, spec: dict[str, Any]) -> None:
+    soa = write_soa(tmp_path)
+    kubeconfig = dead_kubeconfig(tmp_path / "dead")
+    settings = ApiSettings(
+        soa_dir=str(soa),
+        cluster=CLUSTER,
+        kube_factory=lambda: KubeClient(kubeconfig=kubeconfig, base_delay=0.01),
+    )
+    for served in serve(settings):
+        response = served.get(f"/v1/services/{SERVICE}/main/status")
+        assert response.status_code == 503
+        message = response.json()["message"]
+        assert message.startswith(f"cluster {CLUSTER} could not be read") and "unreachable" in message
+        check(spec, "Error", response.json())
+
+
+def test_missing_kubeconfig_is_503(tmp_path: Path) -> None:
+    soa = write_soa(tmp_path)
+
+    def factory() -> KubeClient:
+        return KubeClient(kubeconfig=str(tmp_path / "no-such-kubeconfig"))
+
+    for served in serve(ApiSettings(soa_dir=str(soa), cluster=CLUSTER, kube_factory=factory)):
+        response = served.get(f"/v1/services/{SERVICE}/main/bounce_status")
+        assert response.status_code == 503 and "no-such-kubeconfig" in response.json()["message"]
+
+
+# ---------------------------------------------------------------- the entry point
+def test_preferred_port_is_stable_per_user() -> None:
+    assert preferred_port(user="alice") == preferred_port(user="alice")
+    assert preferred_port(user="alice") != preferred_port(user="bob")
+    assert all(33000 <= preferred_port(user=f"u{n}") < 58000 for n in range(200))
+
+
+def test_record_endpoint_keeps_other_keys(tmp_path: Path) -> None:
+    path = tmp_path / "api_endpoints.json"
+    path.write_text(json.dumps({"api_endpoints": {"other": "http://x:1"}, "extra": True}))
+    record_endpoint(tmp_path, CLUSTER, "http://localhost:2")
+    assert json.loads(path.read_text()) == {
+        "api_endpoints": {"other": "http://x:1", CLUSTER: "http://localhost:2"},
+        "extra": True,
+    }
+
+
+def test_paasta_api_entry_point(fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path)
+    etc = tmp_path / "etc_paasta"
+    etc.mkdir()
+    (etc / "cluster.json").write_text(json.dumps({"cluster": CLUSTER}))
+    (etc / "api_endpoints.json").write_text(json.dumps({"api_endpoints": {"elsewhere": "http://e:1"}}))
+    deploy(fake_api.server, "main")
+    env = {**os.environ, "PAASTA_SYSTEM_CONFIG_DIR": str(etc), "KUBECONFIG": fake_api.kubeconfig}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paasta_lite.paasta_api", "-d", str(soa)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert "paasta_api ready" in line and CLUSTER in line, line
+        endpoints = json.loads((etc / "api_endpoints.json").read_text())["api_endpoints"]
+        assert endpoints["elsewhere"] == "http://e:1"
+        url = endpoints[CLUSTER]
+        assert url.startswith("http://localhost:") and url in line
+        body = requests.get(url + f"/v1/services/{SERVICE}/main/bounce_status", timeout=10).json()
+        assert body["done"] is True
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
