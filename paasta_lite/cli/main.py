@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "list": "paasta_lite.cli.list_cmd:list_services",
     "list-clusters": "paasta_lite.cli.list_cmd:list_clusters",
     "info": "paasta_lite.cli.list_cmd:info",
+    "logs": "paasta_lite.cli.logs_cmd:logs",
+    "render": "paasta_lite.cli.render_cmd:render",
 }
 
 
