@@ -28,7 +28,6 @@ from paasta_lite.kube_errors import (
     KubeConfigError,
     KubeError,
     NotFound,
-    from_http,
     translate,
     with_retries,
 )
@@ -65,6 +64,7 @@ class KubeClient:
         configuration = _load_configuration(kubeconfig, context or os.environ.get("KUBECONTEXT") or None)
         configuration.retries = False  # one retry policy: ours (kube_errors.with_retries)
         self._api: Any = client.ApiClient(configuration)
+        self._exception_type: Any = client.ApiException
         self.host = str(configuration.host)
         self.attempts = attempts
         self.base_delay = base_delay
@@ -98,9 +98,10 @@ class KubeClient:
         except Exception as error:  # urllib3/socket/TLS errors: all mean "no usable answer"
             raise translate(error) from error
         if not 200 <= response.status <= 299:
-            raw = response.data.decode("utf-8", "replace")
-            raise from_http(response.status, raw, http_reason=str(response.reason or ""),
-                            headers=response.headers)
+            failure = self._exception_type(status=response.status, reason=response.reason,
+                                           body=response.data.decode("utf-8", "replace"))
+            failure.headers = response.headers
+            raise translate(failure) from failure
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Obj:

@@ -33,12 +33,14 @@ class KubeError(PaastaLiteError):
 
     retryable = False
 
-    def __init__(self, message: str, *, status: int = 0, reason: str = "", body: str = "") -> None:
+    def __init__(self, message: str, *, status: int = 0, reason: str = "", body: str = "",
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.reason = reason
-        self.body = body
+        self.body = body  # trimmed
+        self.details = details or {}  # the Status `details` (name, kind, causes[field, message])
 
 
 class BadRequest(KubeError):
@@ -118,15 +120,17 @@ def trim(text: str, limit: int = MAX_BODY_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
 
 
-def _status_message(body: str) -> tuple[str, str]:
-    """(message, reason) from a Kubernetes `Status` body, or ("", "") when it is not one."""
+def _parse_status(body: str) -> tuple[str, str, dict[str, Any]]:
+    """(message, reason, details) from a Kubernetes `Status` body; empty when it is not one."""
     try:
         data = json.loads(body)
     except ValueError:
-        return "", ""
+        return "", "", {}
     if not isinstance(data, dict):
-        return "", ""
-    return str(data.get("message") or ""), str(data.get("reason") or "")
+        return "", "", {}
+    details = data.get("details")
+    return (str(data.get("message") or ""), str(data.get("reason") or ""),
+            details if isinstance(details, dict) else {})
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -139,9 +143,10 @@ def _retry_after(headers: Any) -> float | None:
 
 def from_http(status: int, body: str, *, http_reason: str = "", headers: Any = None) -> KubeError:
     """Build the error for an HTTP answer with a non-2xx ``status`` (pure; used by `translate`)."""
-    message, reason = _status_message(body)
+    message, reason, details = _parse_status(body)
     message = message or trim(body) or http_reason or f"HTTP {status}"
-    kwargs: dict[str, Any] = {"status": status, "reason": reason or http_reason, "body": trim(body)}
+    kwargs: dict[str, Any] = {"status": status, "reason": reason or http_reason, "body": trim(body),
+                              "details": details}
     if status == 409 and reason == "AlreadyExists":
         return AlreadyExists(message, **kwargs)
     if status == 429:
