@@ -32,6 +32,7 @@ from paasta_lite.errors import ConfigError, PaastaLiteError
 from paasta_lite.instance_status import InstanceStatus, KubeReader, status_from_cluster, versions_summary
 from paasta_lite.kube_errors import KubeError
 from paasta_lite.soa_config import SoaDir
+from paasta_lite.system_config import SystemConfig
 
 log = logging.getLogger("paasta_lite.api")
 
@@ -63,6 +64,8 @@ class ApiSettings:
     soa_dir: str
     cluster: str
     kube_factory: Callable[[], KubeReader]
+    #: the reconciler's system config, to render the desired config hash (None: compare shas only)
+    system: SystemConfig | None = None
     _kube: KubeReader | None = field(default=None, repr=False)
 
     def kube(self) -> KubeReader:
@@ -160,8 +163,10 @@ def instance_status(settings: ApiSettings, service: str, instance: str, *, verbo
             f" in the {settings.cluster} cluster",
         )
     try:
+        kube = settings.kube()
+        source = f"cluster {settings.cluster}"
         return status_from_cluster(
-            settings.kube(), config, instance_config, verbose=verbose, source=f"cluster {settings.cluster}"
+            kube, config, instance_config, verbose=verbose, source=source, system=settings.system
         )
     except KubeError as error:
         raise HttpError(503, f"cluster {settings.cluster} could not be read: {error}") from error

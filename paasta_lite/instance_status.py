@@ -18,12 +18,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from paasta_lite import labels
+from paasta_lite.deployments_json import Control, DeploymentsJson
 from paasta_lite.errors import ConfigError, PaastaLiteError
 from paasta_lite.files import load_yaml_file
 from paasta_lite.health import Desired, InstanceHealth, Observed, Version, assess
 from paasta_lite.instance_config import InstanceConfig
 from paasta_lite.kube_errors import KubeError, NotFound
 from paasta_lite.naming import app_name
+from paasta_lite.render import desired_replicas, render_instance
 from paasta_lite.soa_config import ServiceConfig
 from paasta_lite.system_config import SystemConfig
 
@@ -121,31 +123,39 @@ def desired_for(
 ) -> Desired:
     """What we want for `instance`: version from deployments.json, replicas, desired_state.
 
-    Autoscaled instances want whatever the autoscaler set (the live Deployment's replicas, kept
-    within [min, max]); before the Deployment exists, `max_instances` (what the reconciler uses).
+    Replicas follow the reconciler (`render.desired_replicas`); for autoscaled instances the
+    autoscaler owns the count, so the live Deployment's replicas (kept within [min, max]) are
+    what we expect once it exists.
     """
-    deployments = service.deployments
-    deployed = deployments.version_for(instance.deploy_group) if deployments else None
-    control = (
-        deployments.control_for(instance.service, instance.cluster, instance.instance)
-        if deployments
-        else None
-    )
+    deployments = service.deployments or DeploymentsJson()
+    deployed = deployments.version_for(instance.deploy_group)
+    control = deployments.control_for(instance.service, instance.cluster, instance.instance)
     version = Version(deployed.git_sha, config_sha, deployed.image_version) if deployed else None
-    replicas = instance.instances
-    if instance.is_autoscaled and instance.max_instances is not None:
-        low = instance.min_instances if instance.min_instances is not None else 1
-        replicas = (
-            instance.max_instances
-            if live_replicas is None
-            else max(low, min(live_replicas, instance.max_instances))
-        )
+    replicas = desired_replicas(instance, Control())
+    if instance.is_autoscaled and instance.max_instances is not None and live_replicas is not None:
+        replicas = max(replicas, min(live_replicas, instance.max_instances))
     return Desired(
         version=version,
         replicas=replicas,
-        desired_state=control.desired_state if control else "start",
+        desired_state=control.desired_state,
         bounce_margin_factor=instance.bounce_margin_factor,
     )
+
+
+def desired_config_sha(
+    service: ServiceConfig, instance: InstanceConfig, system: SystemConfig | None
+) -> str | None:
+    """The config hash the reconciler would put on the instance (None when it cannot render).
+
+    None (no system config, no docker registry, not deployed, invalid config) makes the health
+    model compare git shas only.
+    """
+    if system is None:
+        return None
+    try:
+        return render_instance(instance, service.deployments, system).config_hash
+    except PaastaLiteError:
+        return None
 
 
 def gather(kube: KubeReader, instance: InstanceConfig, *, events: bool = False) -> Observed:
@@ -185,11 +195,16 @@ def status_from_cluster(
     *,
     verbose: int = 0,
     source: str = "cluster",
-    config_sha: str | None = None,
+    system: SystemConfig | None = None,
 ) -> InstanceStatus:
-    """Status of one instance read directly from the cluster (what the API serves)."""
+    """Status of one instance read directly from the cluster (what the API serves).
+
+    With `system`, the desired config hash is rendered too, so a config-only change that the
+    reconciler has not applied yet reads as Pending.
+    """
     observed = gather(kube, instance, events=verbose >= 2)
     live = (observed.deployment or {}).get("spec", {}).get("replicas")
+    config_sha = desired_config_sha(service, instance, system)
     desired = desired_for(service, instance, config_sha=config_sha, live_replicas=live)
     health = assess(observed, desired)
     logs = _log_tails(kube, instance.namespace, health, tail_lines_for(verbose))
@@ -270,7 +285,7 @@ def fetch_instance_status(
         source = f"KUBECONFIG {where}"
     else:
         source = "cluster (direct)"
-    return status_from_cluster(kube, service, instance, verbose=verbose, source=source)
+    return status_from_cluster(kube, service, instance, verbose=verbose, source=source, system=system_config)
 
 
 def fetch_instance_health(

@@ -118,7 +118,9 @@ def main(host: str, port: int | None, threads: int, soa_dir: str, cluster: str |
     recorded = ""
     if port is None:
         recorded = f" (recorded in {record_endpoint(system_config_dir(), cluster, url)})"
-    app = make_app(ApiSettings(soa_dir=soa_dir, cluster=cluster, kube_factory=kube_factory))
+    app = make_app(
+        ApiSettings(soa_dir=soa_dir, cluster=cluster, kube_factory=kube_factory, system=system_config)
+    )
     server = waitress.create_server(app, sockets=[sock], threads=threads, ident="paasta_lite")
     log.info("paasta_api ready: serving cluster %s from %s at %s%s", cluster, soa_dir, url, recorded)
     try:

@@ -408,3 +408,39 @@ def test_paasta_api_entry_point(fake_api: Any, tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_config_only_change_reads_pending_until_applied(fake_api: Any, tmp_path: Path) -> None:
+    from paasta_lite.render import render_instance
+    from paasta_lite.soa_config import SoaDir
+    from paasta_lite.system_config import SystemConfig
+
+    system = SystemConfig(directory=str(tmp_path), cluster=CLUSTER, docker_registry="registry.test")
+    soa = write_soa(tmp_path, instances={"main": {"instances": 2, "cpus": 0.5}})
+
+    def apply() -> None:
+        service = SoaDir(soa).load_service(SERVICE, clusters=[CLUSTER])
+        rendered = render_instance(service.instances[CLUSTER]["main"], service.deployments, system)
+        existing = fake_api.server.get_object("deployments", NAMESPACE, rendered.name)
+        body = rendered.deployment
+        if existing is not None:
+            body = {
+                **existing,
+                "spec": body["spec"],
+                "metadata": {**existing["metadata"], **body["metadata"]},
+            }
+        fake_api.server.put_object("deployments", body)
+        fake_api.server.settle(NAMESPACE, rendered.name)
+
+    apply()
+    settings = ApiSettings(str(soa), CLUSTER, lambda: fake_api.client, system=system)
+    for served in serve(settings):
+        body = served.get(f"/v1/services/{SERVICE}/main/bounce_status").json()
+        assert (body["state"], body["done"]) == ("Running", True)
+        (soa / SERVICE / f"kubernetes-{CLUSTER}.yaml").write_text("main: {instances: 2, cpus: 1}\n")
+        body = served.get(f"/v1/services/{SERVICE}/main/bounce_status").json()
+        assert (body["state"], body["reason"], body["done"]) == ("Pending", "NotApplied", False)
+        assert "configuration in the cluster differs" in body["message"]
+        apply()
+        body = served.get(f"/v1/services/{SERVICE}/main/bounce_status").json()
+        assert (body["state"], body["done"]) == ("Running", True)
