@@ -274,3 +274,17 @@ def test_follow_exits_130_on_ctrl_c(fake_api: Any, env: dict[str, str]) -> None:
     out, err = process.communicate(timeout=10)
     assert process.returncode == 130
     assert "Traceback" not in err and out == ""
+
+
+def test_registered_in_the_paasta_group(env: dict[str, str], tmp_path: Path) -> None:
+    from paasta_lite.cli.main import cli
+
+    log_event(
+        {"driver": "file", "options": {"directory": str(tmp_path / "events")}},
+        service=SERVICE,
+        message="stopped main",
+        now=T0,
+    )
+    result = CliRunner().invoke(cli, ["logs", "-s", SERVICE, "-C", "deploy"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "2024-05-01 12:00:00 [deploy] N/A.N/A: stopped main\n"
