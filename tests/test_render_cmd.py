@@ -1,0 +1,122 @@
+"""`paasta render`, run through the real `paasta` group with click's CliRunner.
+
+Behaviours covered:
+- stdout is exactly the objects the renderer produces (the expected fixture files), namespace
+  first and once, as YAML documents (no anchors) or one JSON `v1` List;
+- `-i` selects instances; an unknown instance or a cluster without instances is a usage error;
+- not-deployed instances are reported on stderr: exit 0 for "all instances", 1 when asked for by
+  name; an invalid instance exits 2 after the others are printed;
+- the cluster comes from `-c` or the system config; neither is a clear error; no cluster needed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from paasta_lite.cli.main import cli
+
+FIXTURES = Path(__file__).parent / "fixtures" / "render"
+SOA = str(FIXTURES / "soa")
+LONG = "a-service-with-a-really-long-name-that-pushes-every-limit-hard"
+
+
+def run(*args: str, system_dir: Path = FIXTURES / "system") -> Result:
+    runner = CliRunner()
+    return runner.invoke(
+        cli, ["render", "-d", SOA, *args], env={"PAASTA_SYSTEM_CONFIG_DIR": str(system_dir)},
+        catch_exceptions=False,
+    )
+
+
+def expected(job: str) -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all((FIXTURES / "expected" / f"{job}.yaml").read_text()))
+
+
+def test_one_instance_as_yaml() -> None:
+    result = run("-s", "web_app", "-i", "main")
+    assert result.exit_code == 0, result.output
+    assert list(yaml.safe_load_all(result.stdout)) == expected("web_app.main")
+    assert "&id" not in result.stdout and "*id" not in result.stdout
+    assert result.stderr == ""
+
+
+def test_json_is_one_list() -> None:
+    result = run("-s", "web_app", "-i", "main", "-i", "canary", "-o", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert (document["apiVersion"], document["kind"]) == ("v1", "List")
+    namespace, *_ = expected("web_app.main")
+    assert document["items"] == [namespace, expected("web_app.canary")[1], expected("web_app.main")[1]]
+
+
+def test_all_instances_namespace_once_and_problems_on_stderr() -> None:
+    result = run("-s", "web_app", "-c", "testcluster")
+    assert result.exit_code == 2  # `broken` is invalid
+    documents = list(yaml.safe_load_all(result.stdout))
+    assert [d["kind"] for d in documents].count("Namespace") == 1
+    assert documents[0]["kind"] == "Namespace"
+    names = [d["metadata"]["name"] for d in documents[1:]]
+    assert names == sorted(names) and "web--app-main" in names and len(names) == 8
+    assert "web_app.broken: cannot be rendered" in result.stderr
+    assert "set either cmd or args, not both" in result.stderr
+    assert "skipped web_app.later: not deployed yet" in result.stderr
+
+
+def test_not_deployed_instance_by_name_exits_1() -> None:
+    result = run("-s", "web_app", "-i", "later")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "not deployed yet" in result.stderr
+
+
+def test_service_with_only_good_instances_exits_0() -> None:
+    result = run("-s", LONG)
+    assert result.exit_code == 0, result.output
+    documents = list(yaml.safe_load_all(result.stdout))
+    assert len(documents) == 2
+    assert all(len(d["metadata"]["name"]) <= 63 for d in documents)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-s", "web_app", "-i", "nope"], "no instance 'nope' of 'web_app' on cluster 'testcluster'"),
+        (["-s", "web_app", "-c", "othercluster"], "has no instances on cluster 'othercluster'"),
+        (["-s", "no_such_service"], "no such service"),
+    ],
+)
+def test_usage_errors(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_cluster_is_required_from_flag_or_system_config(tmp_path: Path) -> None:
+    (tmp_path / "registry.json").write_text(json.dumps({"docker_registry": "registry.test:5000"}))
+    result = run("-s", "web_app", "-i", "main", system_dir=tmp_path)
+    assert result.exit_code == 2
+    assert "no cluster given" in result.stderr
+    with_flag = run("-s", "web_app", "-i", "main", "-c", "testcluster", system_dir=tmp_path)
+    assert with_flag.exit_code == 0, with_flag.output
+    deployment = list(yaml.safe_load_all(with_flag.stdout))[1]
+    main = deployment["spec"]["template"]["spec"]["containers"][0]
+    mounted = [m["mountPath"] for m in main["volumeMounts"]]
+    assert mounted == ["/etc/shared-config", "/srv/data"]  # the instance's only: no system volumes here
+
+
+def test_missing_system_config_is_an_error(tmp_path: Path) -> None:
+    result = run("-s", "web_app", system_dir=tmp_path / "missing")
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+def test_help_lists_render() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert "render" in result.stdout
