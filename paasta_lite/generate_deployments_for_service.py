@@ -33,7 +33,6 @@ from paasta_lite.deployments_json import (
     docker_image_for,
     write_deployments_json,
 )
-from paasta_lite.errors import NotConfiguredError
 from paasta_lite.soa_config import ServiceConfig, SoaDir
 
 log = logging.getLogger(__name__)
@@ -79,19 +78,10 @@ def deployments_from_refs(
     return DeploymentsJson(deployments=deployments, controls=controls)
 
 
-def require_git_url(service: ServiceConfig) -> str:
-    """service.yaml's ``git_url``; there is no site-wide default in paasta_lite."""
-    if not service.git_url:
-        raise NotConfiguredError(
-            f"{service.path}/service.yaml has no git_url: cannot find the deploy tags of {service.name}"
-        )
-    return service.git_url
-
-
 def generate(soa_dir: str, service_name: str, *, timeout: float = git_remote.DEFAULT_TIMEOUT_S) -> bool:
     """Regenerate ``<soa_dir>/<service>/deployments.json``; True when the file changed."""
     service = SoaDir(soa_dir).load_service(service_name)
-    url = require_git_url(service)
+    url = git_remote.require_git_url(service.git_url, service.path)
     started = time.monotonic()
     refs = git_remote.list_refs(url, timeout=timeout)
     listed = time.monotonic()

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 
-from paasta_lite.errors import PaastaLiteError
+from paasta_lite.errors import NotConfiguredError, PaastaLiteError
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_PUSH_ATTEMPTS = 3
@@ -58,6 +58,15 @@ class CommitNotFoundError(GitRemoteError):
 
 class PushRejectedError(GitRemoteError):
     """The remote refused the tag after every attempt."""
+
+
+def require_git_url(git_url: str | None, service_dir: str) -> str:
+    """service.yaml's ``git_url``; paasta_lite has no site-wide default, so missing is an error."""
+    if not git_url:
+        raise NotConfiguredError(
+            f"{service_dir}/service.yaml has no git_url: cannot find or push the service's deploy tags"
+        )
+    return git_url
 
 
 def git_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:

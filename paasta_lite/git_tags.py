@@ -21,7 +21,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,18 @@ def format_timestamp(when: datetime) -> str:
 def now_timestamp() -> str:
     """The current UTC time as a tag timestamp."""
     return format_timestamp(datetime.now(timezone.utc))
+
+
+def next_timestamp(newest: str | None, now: str) -> str:
+    """A timestamp for a new tag that sorts after ``newest`` (the newest tag it competes with).
+
+    Tags have one-second resolution: a second mark (or a start right after a stop) in the same
+    second would tie, and ties are decided by ref name, not by intent. Use ``newest`` + 1s then.
+    """
+    if newest is None or now > newest:
+        return now
+    later = datetime.strptime(newest, TIMESTAMP_FORMAT) + timedelta(seconds=1)
+    return later.strftime(TIMESTAMP_FORMAT)
 
 
 def name_problem(kind: str, value: str) -> str | None:
@@ -210,6 +222,11 @@ def latest_deploy_tags(
         if current is None or (tag.timestamp, tag.ref) > (current.timestamp, current.ref):
             latest[tag.deploy_group] = tag
     return latest
+
+
+def latest_deploy_tag(refs: Mapping[str, str], deploy_group: str) -> DeployTag | None:
+    """The newest deploy tag of one group among a repository's refs (what it currently runs)."""
+    return latest_deploy_tags(parse_refs(refs).deploy_tags, [deploy_group]).get(deploy_group)
 
 
 def branch_name(cluster: str, instance: str) -> str:

@@ -194,3 +194,10 @@ def test_cluster_named_paasta_something() -> None:
     refs = {"refs/tags/paasta-paasta-dev.main-20240101T000000-stop": SHA_A}
     tags = parse_refs(refs).state_tags
     assert desired_state("paasta-dev.main", SHA_A, tags) == ("stop", "20240101T000000")
+
+
+def test_next_timestamp_always_sorts_after_the_newest() -> None:
+    assert git_tags.next_timestamp(None, "20240101T000000") == "20240101T000000"
+    assert git_tags.next_timestamp("20231231T235959", "20240101T000000") == "20240101T000000"
+    assert git_tags.next_timestamp("20240101T000000", "20240101T000000") == "20240101T000001"
+    assert git_tags.next_timestamp("20241231T235959", "20240101T000000") == "20250101T000000"
