@@ -14,6 +14,12 @@ from paasta_lite import __version__
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaGroup
 
 COMMANDS: dict[str, str] = {
+    "mark-for-deployment": "paasta_lite.cli.mark_for_deployment_cmd:mark_for_deployment",
+    "wait-for-deployment": "paasta_lite.cli.mark_for_deployment_cmd:wait_for_deployment_cmd",
+    "start": "paasta_lite.cli.start_stop_cmd:start",
+    "stop": "paasta_lite.cli.start_stop_cmd:stop",
+    "restart": "paasta_lite.cli.start_stop_cmd:restart",
+    "get-latest-deployment": "paasta_lite.cli.get_latest_deployment_cmd:get_latest_deployment",
     "validate": "paasta_lite.cli.validate_cmd:validate",
     "list": "paasta_lite.cli.list_cmd:list_services",
     "list-clusters": "paasta_lite.cli.list_cmd:list_clusters",
