@@ -213,7 +213,9 @@ def _lock(descriptor: int) -> None:
         import fcntl
     except ImportError:  # not POSIX: rely on O_APPEND alone
         return
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    # A filesystem without flock: the single O_APPEND write still holds.
+    with contextlib.suppress(OSError):
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
 
 
 def log_event(
