@@ -1,0 +1,224 @@
+"""`paasta status` through CliRunner against the fake Kubernetes API server (directly through
+KUBECONFIG, or through the paasta API served on a local port).
+
+Covers: running + intentionally stopped instances exit 0 and read "Stopped" (never Critical);
+a crash loop exits 1 with its reason and the unhealthy pod; -v adds the source and pods, -vv
+events and log tails; -o json; the API path and its errors (printed, exit 1); one hung cluster
+costs at most --timeout while the others print; filters (-i, -c, -l) and unknown names; colour
+only when asked or on a terminal, NO_COLOR honoured.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from test_api_app import CLUSTER, NAMESPACE, OLD_SHA, SERVICE, deploy, serve, write_soa
+
+from paasta_lite.api_app import ApiSettings
+from paasta_lite.cli import status_cmd
+from paasta_lite.cli.main import cli
+from paasta_lite.naming import app_name
+
+
+@pytest.fixture
+def env(fake_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """System config (cluster only, no API endpoint) and KUBECONFIG pointing at the fake."""
+    etc = tmp_path / "etc_paasta"
+    etc.mkdir()
+    (etc / "cluster.json").write_text(json.dumps({"cluster": CLUSTER}))
+    monkeypatch.setenv("PAASTA_SYSTEM_CONFIG_DIR", str(etc))
+    monkeypatch.setenv("KUBECONFIG", fake_api.kubeconfig)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return etc
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(cli, ["status", *args], catch_exceptions=False)
+
+
+def test_running_and_stopped_exit_zero(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path, stopped=("canary",))
+    deploy(fake_api.server, "main")
+    deploy(fake_api.server, "canary", replicas=0)
+    result = run("-s", SERVICE, "-d", str(soa))
+    assert result.exit_code == 0, result.output
+    assert f"{SERVICE}.main in {CLUSTER}" in result.output
+    assert "State:      Running" in result.output and "3/3 ready (healthy)" in result.output
+    assert "State:      Stopped" in result.output and "stopped on purpose" in result.output
+    assert "Critical" not in result.output and "\x1b[" not in result.output
+    assert "Source:" not in result.output
+
+
+def test_crash_loop_exits_one_with_reason(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path)
+    deploy(fake_api.server, "main", ready=False, waiting_reason="CrashLoopBackOff", restart_count=6)
+    result = run("-s", SERVICE, "-d", str(soa), "-i", "main")
+    assert result.exit_code == 1
+    assert "State:      Degraded" in result.output and "Reason:     CrashLoopBackOff" in result.output
+    assert "0/3 ready (unhealthy)" in result.output
+    assert "Unhealthy pods:" in result.output and "restarts 6" in result.output
+    assert "canary" not in result.output
+
+
+def test_verbose_levels(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path)
+    server = fake_api.server
+    deploy(server, "main", ready=False, waiting_reason="CrashLoopBackOff", restart_count=2)
+    pod = server.list_objects("pods", NAMESPACE)[0]["metadata"]["name"]
+    server.append_log(NAMESPACE, pod, ["starting", "KeyError: 'DATABASE_URL'"])
+    server.add_event(
+        NAMESPACE,
+        involved_kind="Pod",
+        involved_name=pod,
+        reason="BackOff",
+        message="Back-off restarting failed container",
+        type="Warning",
+        count=7,
+    )
+    one = run("-s", SERVICE, "-d", str(soa), "-i", "main", "-v")
+    assert "Source:     KUBECONFIG fake (http://127.0.0.1:" in one.output
+    assert "Pods:" in one.output and "node fake-node" in one.output
+    assert "Events:" not in one.output and "KeyError" not in one.output
+    two = run("-s", SERVICE, "-d", str(soa), "-i", "main", "-vv")
+    assert "Events:" in two.output and "Warning BackOff Pod/" in two.output and "(x7)" in two.output
+    assert f"Last 2 log lines of {pod}/" in two.output and "KeyError: 'DATABASE_URL'" in two.output
+
+
+def test_bounce_shows_both_versions(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path, instances={"main": {"instances": 3}})
+    deploy(fake_api.server, "main", sha=OLD_SHA)
+    deploy(fake_api.server, "main", keep_old=True, ready_count=2)
+    result = run("-s", SERVICE, "-d", str(soa))
+    assert "State:      Bouncing" in result.output
+    assert "11111111 configabcd1234  2/3 ready" in result.output and "(desired)" in result.output
+    assert "00000000 configabcd1234  3/3 ready" in result.output
+    assert "Deploy:     not done - still bouncing" in result.output
+    assert result.exit_code == 0  # serving 5/3: healthy, just not done
+
+
+def test_json_output(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path, stopped=("canary",))
+    deploy(fake_api.server, "main")
+    result = run("-s", SERVICE, "-d", str(soa), "-o", "json")
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert report["healthy"] is True
+    states = {row["instance"]: row["health"]["state"] for row in report["instances"]}
+    assert states == {"main": "Running", "canary": "Stopped"}
+
+
+@pytest.fixture
+def api_endpoint(fake_api: Any, env: Path, tmp_path: Path) -> Iterator[str]:
+    soa = write_soa(tmp_path)
+    for served in serve(ApiSettings(str(soa), CLUSTER, lambda: fake_api.client)):
+        (env / "api_endpoints.json").write_text(json.dumps({"api_endpoints": {CLUSTER: served.url}}))
+        yield served.url
+
+
+def test_through_the_api(
+    api_endpoint: str, fake_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "not-used"))
+    deploy(fake_api.server, "main")
+    result = run("-s", SERVICE, "-d", str(tmp_path / "soa"), "-i", "main", "-v")
+    assert result.exit_code == 0, result.output
+    assert f"Source:     API {api_endpoint}" in result.output and "State:      Running" in result.output
+
+
+def test_api_errors_are_printed(env: Path, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path)
+    (env / "api_endpoints.json").write_text(json.dumps({"api_endpoints": {CLUSTER: "http://127.0.0.1:9"}}))
+    result = run("-s", SERVICE, "-d", str(soa), "-i", "main")
+    assert result.exit_code == 1
+    assert "Error: API http://127.0.0.1:9 unreachable: ConnectionError" in result.output
+
+
+def test_api_error_message_is_shown(api_endpoint: str, tmp_path: Path) -> None:
+    # the CLI's soa dir knows an instance the API's does not: the API's 404 text is printed
+    cli_soa = write_soa(tmp_path / "cli", instances={"main": {}, "ghost": {}})
+    result = run("-s", SERVICE, "-d", str(cli_soa), "-i", "ghost")
+    assert result.exit_code == 1
+    assert f"Error: API {api_endpoint} answered 404: no instance named '{SERVICE}.ghost'" in result.output
+
+
+def test_one_hung_cluster_does_not_hold_up_the_others(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path, extra_clusters=("slow",))
+    deploy(fake_api.server, "main")
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(5)  # accepts connections, never answers
+    try:
+        port = hung.getsockname()[1]
+        (env / "api_endpoints.json").write_text(
+            json.dumps({"api_endpoints": {"slow": f"http://127.0.0.1:{port}"}})
+        )
+        started = time.monotonic()
+        result = run("-s", SERVICE, "-d", str(soa), "-i", "main", "--timeout", "1")
+        elapsed = time.monotonic() - started
+    finally:
+        hung.close()
+    assert elapsed < 4, elapsed
+    assert result.exit_code == 1
+    assert f"{SERVICE}.main in {CLUSTER}" in result.output and "State:      Running" in result.output
+    slow = result.output.split(f"{SERVICE}.main in slow")[1]
+    assert "Error:" in slow and ("timed out" in slow or "Timeout" in slow)
+
+
+def test_filters(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path, instances={"main": {"instances": 1, "deploy_group": "prod"}, "canary": {}})
+    deploy(fake_api.server, "main", replicas=1)
+    by_group = run("-s", SERVICE, "-d", str(soa), "-l", "prod")
+    assert ".main in" in by_group.output and ".canary" not in by_group.output
+    unknown = run("-s", SERVICE, "-d", str(soa), "-i", "main,nope")
+    assert (
+        unknown.exit_code == 2 and "no instance nope" in unknown.output and "canary, main" in unknown.output
+    )
+    bad_cluster = run("-s", SERVICE, "-d", str(soa), "-c", "mars")
+    assert bad_cluster.exit_code == 2 and f"runs on: {CLUSTER}" in bad_cluster.output
+    no_group = run("-s", SERVICE, "-d", str(soa), "-l", "nothing")
+    assert no_group.exit_code == 2 and "deploy group 'nothing'" in no_group.output
+    no_service = run("-s", "nope", "-d", str(soa))
+    assert no_service.exit_code == 2 and "'nope' does not exist" in no_service.output
+
+
+def test_invalid_instance_is_reported(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path, instances={"main": {"instances": "three"}, "ok": {"instances": 1}})
+    deploy(fake_api.server, "ok", replicas=1)
+    result = run("-s", SERVICE, "-d", str(soa))
+    assert result.exit_code == 1
+    assert "invalid configuration" in result.output and "State:      Running" in result.output
+
+
+def test_colour(env: Path, fake_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    soa = write_soa(tmp_path)
+    deploy(fake_api.server, "main")
+    coloured = run("-s", SERVICE, "-d", str(soa), "-i", "main", "--color", "always")
+    assert "\x1b[32m" in coloured.output
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True, raising=False)
+    assert status_cmd.use_colour("auto") is True
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert status_cmd.use_colour("auto") is False
+    assert status_cmd.use_colour("always") is True
+
+
+def test_ages() -> None:
+    assert [status_cmd.age(s) for s in (5, 65, 3600, 3660, 90000, None)] == [
+        "5s",
+        "1m5s",
+        "1h",
+        "1h1m",
+        "1d1h",
+        "?",
+    ]
+
+
+def test_settled_objects_are_named_as_expected(fake_api: Any) -> None:
+    deploy(fake_api.server, "main")
+    assert fake_api.server.get_object("deployments", NAMESPACE, app_name(SERVICE, "main"))
