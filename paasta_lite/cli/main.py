@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "info": "paasta_lite.cli.list_cmd:info",
     "logs": "paasta_lite.cli.logs_cmd:logs",
     "render": "paasta_lite.cli.render_cmd:render",
+    "status": "paasta_lite.cli.status_cmd:status",
 }
 
 
