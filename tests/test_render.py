@@ -515,3 +515,15 @@ def test_render_instance_needs_a_deployment_entry() -> None:
         controls={"svc:c1.main": Control(desired_state="stop")},
     )
     assert render_instance(make_instance(), deployments, SYSTEM).replicas == 0
+
+
+def test_every_fixture_object_is_accepted_by_the_fake_api_server(fixture_render: Any, fake_api: Any) -> None:
+    """Through the real client over HTTP: names, labels and selector pass the server's checks."""
+    apps, _ = fixture_render
+    for app in apps.values():
+        metadata = app.namespace_manifest["metadata"]
+        fake_api.client.create_namespace(metadata["name"], dict(metadata["labels"]))
+        fake_api.client.create_deployment(app.namespace, app.deployment)
+        live = fake_api.client.get_deployment(app.namespace, app.name)
+        assert live["metadata"]["labels"][labels.CONFIG_SHA] == app.config_hash
+        assert live["spec"]["replicas"] == app.replicas
