@@ -6,17 +6,34 @@ BIN := $(VENV)/bin
 USER ?= $(shell id -un)
 export USER
 
-PLAYGROUND_CLUSTER ?= kind-$(USER)-k8s-test
+# --- playground names and pins (docs/playground.md) ------------------------------------------
+# kind is an external binary: the playground is tested with this version and this node image
+# (from the kind release notes; pinned by digest, as kind asks). Override on the command line.
+KIND_VERSION ?= v0.31.0
+KIND_NODE_IMAGE ?= kindest/node:v1.31.14@sha256:6f86cf509dbb42767b6e79debc3f2c32e4ee01386f0489b3b2be24b0a55aac2b
+# $USER as kind and Kubernetes accept it (lower case letters, digits, '-').
+PLAYGROUND_USER := $(shell printf '%s' '$(USER)' | tr '[:upper:]' '[:lower:]' | tr -c 'a-z0-9-' '-')
+KIND_CLUSTER_NAME ?= $(PLAYGROUND_USER)-k8s-test
+PLAYGROUND_CLUSTER ?= kind-$(KIND_CLUSTER_NAME)
+KIND_CONFIG := $(CURDIR)/k8s_itests/kind-cluster.yaml
+KIND_KUBECONFIG := $(CURDIR)/k8s_itests/kubeconfig
+export KIND_VERSION KIND_NODE_IMAGE KIND_CLUSTER_NAME PLAYGROUND_CLUSTER KIND_CONFIG KIND_KUBECONFIG
 PLAYGROUND_ETC := $(CURDIR)/etc_paasta_playground
 PLAYGROUND_SOA := $(CURDIR)/soa_config_playground
 PLAYGROUND_ENV := PAASTA_SYSTEM_CONFIG_DIR=$(PLAYGROUND_ETC) PAASTA_SOA_DIR=$(PLAYGROUND_SOA)
+PLAYGROUND := $(BIN)/python playground/make_playground.py
+KIND_SH := bash playground/scripts/kind-cluster.sh
+# The kubeconfig every cluster target uses: your KUBECONFIG when its cluster answers, else the
+# Kind cluster's. Worked out on first use only (it probes the cluster), then reused.
+PLAYGROUND_KUBECONFIG = $(eval PLAYGROUND_KUBECONFIG := $$(shell $(PLAYGROUND) kubeconfig))$(PLAYGROUND_KUBECONFIG)
+PLAYGROUND_RUN = KUBECONFIG=$(PLAYGROUND_KUBECONFIG) $(PLAYGROUND_ENV)
 
 .DEFAULT_GOAL := help
 
 .PHONY: help
 help: ## List the targets with one line each
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
-		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-28s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | sort | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-34s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: dev
 dev: $(VENV)/.installed ## Create the virtualenv (.venv) with paasta_lite and its test/lint tools
@@ -45,13 +62,97 @@ playground-configs: dev ## Create etc_paasta_playground/ and soa_config_playgrou
 	$(BIN)/python playground/make_playground.py configs --cluster $(PLAYGROUND_CLUSTER)
 
 .PHONY: playground
-playground: playground-configs ## The main job: playground configs, validated and listed
+playground: dev ## The main command: configs, git repos, deployments.json, validate, render; with a cluster also image, deploy, paasta status
+	@$(PLAYGROUND) up
+
+# --- cluster -------------------------------------------------------------------------------
+.PHONY: k8s_fake_cluster
+k8s_fake_cluster: dev ## Kind cluster $USER-k8s-test, kubeconfig k8s_itests/kubeconfig (idempotent; your KUBECONFIG if it answers)
+	@$(PLAYGROUND) kubeconfig --announce-user-cluster || $(KIND_SH) create
+	@$(PLAYGROUND) kubeconfig --check
+
+.PHONY: k8s_recreate_cluster
+k8s_recreate_cluster: dev ## Delete and re-create the Kind cluster
+	$(KIND_SH) delete
+	$(KIND_SH) create
+	@KUBECONFIG= $(PLAYGROUND) kubeconfig --check
+
+.PHONY: k8s_clean
+k8s_clean: ## Delete the Kind cluster and k8s_itests/kubeconfig
+	$(KIND_SH) delete
+
+.PHONY: k8s-check-tools
+k8s-check-tools: ## Check that docker (or podman) answers and kind is installed; print the fix if not
+	$(KIND_SH) check
+
+# --- the production stages, run by hand ------------------------------------------------------
+.PHONY: playground-repos
+playground-repos: dev ## Configs, plus a local git repo with a deploy tag per deploy group under playground_repos/
+	$(PLAYGROUND) repos --cluster $(PLAYGROUND_CLUSTER)
+
+.PHONY: generate_deployments_for_service
+generate_deployments_for_service: playground-repos ## Write deployments.json for every service in soa_config_playground/ from its git tags
+	@$(PLAYGROUND) require generate_deployments_for_service
+	set -e; for service in $$($(PLAYGROUND) services); do \
+		$(PLAYGROUND_ENV) $(BIN)/generate_deployments_for_service -s $$service -d $(PLAYGROUND_SOA) -v; \
+	done
+
+.PHONY: playground-validate
+playground-validate: playground-configs ## paasta validate --all on the playground configs
 	$(PLAYGROUND_ENV) $(BIN)/paasta validate --all
-	$(PLAYGROUND_ENV) $(BIN)/paasta list -i
+
+.PHONY: playground-render
+playground-render: playground-configs ## paasta render of every playground service (what setup would apply; no cluster)
+	@$(PLAYGROUND) require "paasta render"
+	set -e; for service in $$($(PLAYGROUND) services); do \
+		$(PLAYGROUND_ENV) $(BIN)/paasta render -s $$service -c $(PLAYGROUND_CLUSTER) -d $(PLAYGROUND_SOA); \
+	done
+
+.PHONY: playground-image
+playground-image: k8s_fake_cluster generate_deployments_for_service ## Build the deployed images of the sample services and load them into Kind
+	$(PLAYGROUND_ENV) $(PLAYGROUND) image
+
+.PHONY: setup-kubernetes-job
+setup-kubernetes-job: k8s_fake_cluster generate_deployments_for_service ## Reconcile every playground instance into the cluster
+	@$(PLAYGROUND) require setup_kubernetes_job
+	$(PLAYGROUND_RUN) $(BIN)/setup_kubernetes_job -d $(PLAYGROUND_SOA) -c $(PLAYGROUND_CLUSTER) -v
+
+.PHONY: cleanup-kubernetes-jobs
+cleanup-kubernetes-jobs: k8s_fake_cluster ## Delete apps no longer in soa_config_playground/ (--force, as PaaSTA's target)
+	@$(PLAYGROUND) require cleanup_kubernetes_jobs
+	$(PLAYGROUND_RUN) $(BIN)/cleanup_kubernetes_jobs -d $(PLAYGROUND_SOA) -c $(PLAYGROUND_CLUSTER) --force
+
+.PHONY: playground-wait
+playground-wait: dev ## Wait until every playground service is healthy, then show paasta status
+	@$(PLAYGROUND) require "paasta status"
+	$(PLAYGROUND_RUN) $(PLAYGROUND) wait
+
+.PHONY: playground-api
+playground-api: playground-configs ## Run the API in the foreground (stable per-user port, written to api_endpoints.json)
+	@$(PLAYGROUND) require paasta_api
+	trap '$(PLAYGROUND) forget-api' EXIT; \
+	$(PLAYGROUND_RUN) $(BIN)/paasta_api -c $(PLAYGROUND_CLUSTER) -d $(PLAYGROUND_SOA)
+
+.PHONY: playground-forget-api
+playground-forget-api: dev ## Remove a stale API URL from etc_paasta_playground/api_endpoints.json
+	$(PLAYGROUND) forget-api
+
+.PHONY: playground-status
+playground-status: dev ## What is ready and what is missing, each with the command that fixes it
+	@$(PLAYGROUND) status
+
+.PHONY: playground-env
+playground-env: ## Print exports for your shell: eval "$(make -s playground-env)"
+	@$(if $(wildcard $(BIN)/python),$(PLAYGROUND),$(PYTHON) playground/make_playground.py) env
+
+.PHONY: k8s_itests
+k8s_itests: dev k8s_fake_cluster ## End-to-end tests against the playground cluster (tox -e k8s_itests: your KUBECONFIG only)
+	KUBECONFIG=$(PLAYGROUND_KUBECONFIG) $(BIN)/python -m pytest k8s_itests
 
 .PHONY: clean-playground
-clean-playground: ## Remove the generated playground configs
+clean-playground: ## Remove the generated playground configs and playground_repos/ (not the cluster: make k8s_clean)
 	find etc_paasta_playground soa_config_playground -mindepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf playground_repos
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches

@@ -1,55 +1,195 @@
-"""Create the playground configs from the templates kept in this repository.
+"""The playground's helper commands; the Makefile calls them (`make help` lists the targets).
 
-Files that already exist are never overwritten, so local edits survive. Placeholders:
-``{{cluster}}`` (the playground cluster name) and ``{{repo_dir}}`` (this checkout); a template
-file named ``kubernetes-CLUSTER.yaml`` is written as ``kubernetes-<cluster>.yaml``.
+Subcommands (each small; the logic lives in the pg_*.py modules next to this file):
+  configs     create etc_paasta_playground/ and soa_config_playground/ from templates if missing
+  services    list the playground services (every directory in soa_config_playground/)
+  repos       configs, then a local git repository with a deploy tag per deploy group per service
+  kubeconfig  print the kubeconfig the playground uses (your KUBECONFIG if it answers, else Kind's)
+  require     check that entry points are in this checkout (exit 3 and say which issue builds them)
+  image       build the deployed images of the sample services and load them into Kind
+  wait        wait until every playground service is healthy, then show `paasta status`
+  status      what is ready and what is missing, each with the command that fixes it
+  env         export lines for `eval "$(make -s playground-env)"`
+  forget-api  drop the playground cluster's entry from api_endpoints.json
+  up          `make playground`: everything that can run here, then a summary
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from pathlib import Path
 
-REPO_DIR = Path(__file__).resolve().parent.parent
-TEMPLATES = REPO_DIR / "playground" / "templates"
-TARGETS = {"etc_paasta": REPO_DIR / "etc_paasta_playground", "soa_configs": REPO_DIR / "soa_config_playground"}
+from pg_common import NOT_LANDED, SOA_DIR, Names, relative
 
 
-def render(text: str, cluster: str) -> str:
-    return text.replace("{{cluster}}", cluster).replace("{{repo_dir}}", str(REPO_DIR))
+def cmd_configs(names: Names, args: argparse.Namespace) -> int:
+    from pg_configs import create_configs
+
+    written = create_configs(args.cluster or names.paasta_cluster)
+    for path in written:
+        print(f"created {relative(path)}")
+    if not written:
+        print("playground configs already exist (`make clean-playground` starts over)")
+    return 0
 
 
-def create_configs(cluster: str) -> list[Path]:
-    """Render every template that is missing from the playground dirs; return what was written."""
-    written = []
-    for template_dir, target_dir in TARGETS.items():
-        for source in sorted((TEMPLATES / template_dir).rglob("*")):
-            if not source.is_file():
-                continue
-            relative = source.relative_to(TEMPLATES / template_dir)
-            target = target_dir / str(relative).replace("CLUSTER", cluster)
-            if target.exists():
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(render(source.read_text(), cluster))
-            written.append(target)
-    return written
+def cmd_services(names: Names, args: argparse.Namespace) -> int:
+    from paasta_lite.soa_config import SoaDir
+
+    print("\n".join(SoaDir(str(SOA_DIR)).list_services()))
+    return 0
+
+
+def cmd_repos(names: Names, args: argparse.Namespace) -> int:
+    from pg_repos import ensure_repo
+
+    from paasta_lite.soa_config import SoaDir
+
+    cmd_configs(names, args)
+    soa = SoaDir(str(SOA_DIR))
+    for name in soa.list_services():
+        print(ensure_repo(soa.load_service(name)).describe())
+    return 0
+
+
+def cmd_kubeconfig(names: Names, args: argparse.Namespace) -> int:
+    from pg_cluster import probe, resolve
+
+    resolution = resolve(names)
+    if args.announce_user_cluster:
+        if resolution.source == "user" or os.environ.get("KUBECONFIG"):
+            print(resolution.message)
+        return 0 if resolution.source == "user" else 1
+    if args.check:
+        result = probe(resolution.kubeconfig)
+        if not result.ok:
+            print(f"ERROR: the cluster of {resolution.kubeconfig} does not answer: {result.detail}\n"
+                  "Fix: make k8s_recreate_cluster   (or check KUBECONFIG)", file=sys.stderr)
+            return 1
+        print(f"cluster answers: {result.detail}")
+        return 0
+    print(resolution.kubeconfig)
+    return 0
+
+
+def cmd_require(names: Names, args: argparse.Namespace) -> int:
+    from pg_common import missing_entry_point
+
+    problems = [why for why in map(missing_entry_point, args.entry_points) if why]
+    for why in problems:
+        print(f"NOT AVAILABLE: {why}. Update this checkout (git pull) and run `make dev`.", file=sys.stderr)
+    return NOT_LANDED if problems else 0
+
+
+def cmd_image(names: Names, args: argparse.Namespace) -> int:
+    from pg_cluster import (
+        build_image,
+        buildable,
+        container_engine,
+        image_jobs,
+        image_present,
+        load_images,
+        resolve,
+    )
+
+    from paasta_lite.system_config import load_system_config
+
+    resolution = resolve(names)
+    engine, fix = container_engine()
+    if engine is None:
+        if resolution.source == "kind":
+            print(fix, file=sys.stderr)
+            return 1
+        print(f"WARNING: cannot build images here; pods will only start if their images are pullable.\n{fix}")
+        return 0
+    jobs, notes = image_jobs(load_system_config(os.environ.get("PAASTA_SYSTEM_CONFIG_DIR")))
+    for note in notes:
+        print(note)
+    ready = []
+    for job in jobs:
+        why = buildable(job)
+        if why:
+            print(why)
+            continue
+        if image_present(engine, job.image):
+            print(f"{job.image}: already built")
+        else:
+            build_image(engine, job)
+        ready.append(job.image)
+    load_images(ready, resolution)
+    return 0
+
+
+def cmd_wait(names: Names, args: argparse.Namespace) -> int:
+    from pg_up import wait_healthy
+
+    return wait_healthy(names, args.timeout)
+
+
+def cmd_status(names: Names, args: argparse.Namespace) -> int:
+    from pg_status import status_report
+
+    checks = status_report(names)
+    print(f"paasta_lite playground (cluster {names.paasta_cluster})")
+    for check in checks:
+        print(check.render())
+    missing = sum(check.state == "missing" for check in checks)
+    print(f"\n{missing} item(s) missing." if missing else "\nEverything is ready.")
+    return 0
+
+
+def cmd_env(names: Names, args: argparse.Namespace) -> int:
+    from pg_cluster import resolve
+    from pg_status import env_lines
+
+    print("\n".join(env_lines(names, resolve(names))))
+    return 0
+
+
+def cmd_forget_api(names: Names, args: argparse.Namespace) -> int:
+    from pg_status import forget_api
+
+    if forget_api(names.paasta_cluster):
+        print(f"removed {names.paasta_cluster} from etc_paasta_playground/api_endpoints.json")
+    return 0
+
+
+def cmd_up(names: Names, args: argparse.Namespace) -> int:
+    from pg_up import up
+
+    return up(names, os.environ.get("MAKE", "make"))
+
+
+COMMANDS = {
+    "configs": cmd_configs, "services": cmd_services, "repos": cmd_repos, "kubeconfig": cmd_kubeconfig,
+    "require": cmd_require, "image": cmd_image, "wait": cmd_wait, "status": cmd_status, "env": cmd_env,
+    "forget-api": cmd_forget_api, "up": cmd_up,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        command = sub.add_parser(name)
+        if name in ("configs", "repos"):
+            command.add_argument("--cluster", help="PaaSTA cluster name (default: $PLAYGROUND_CLUSTER)")
+        if name == "kubeconfig":
+            command.add_argument("--announce-user-cluster", action="store_true",
+                                 help="exit 0 (and say so) when your KUBECONFIG's cluster answers, else 1")
+            command.add_argument("--check", action="store_true", help="fail unless the cluster answers")
+        if name == "require":
+            command.add_argument("entry_points", nargs="+")
+        if name == "wait":
+            command.add_argument("--timeout", type=float,
+                                 default=float(os.environ.get("PLAYGROUND_WAIT_S", 180)))
+    return top
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    configs = sub.add_parser("configs", help="create the playground configs if missing")
-    configs.add_argument("--cluster", required=True)
-    args = parser.parse_args()
-    if args.command == "configs":
-        written = create_configs(args.cluster)
-        for path in written:
-            print(f"created {path.relative_to(REPO_DIR)}")
-        if not written:
-            print("playground configs already exist (delete them with `make clean-playground`)")
-    return 0
+    args = parser().parse_args()
+    return COMMANDS[args.command](Names.from_env(), args)
 
 
 if __name__ == "__main__":
