@@ -3,7 +3,8 @@
 It loads the service and the system config exactly as the reconciler does and calls the same
 `render_service_instances`, so what it prints is what would be sent (Namespace, then each
 Deployment). stdout holds only the documents (pipe it to `kubectl apply -f -` or `diff`);
-instances that cannot be rendered are reported on stderr.
+instances that cannot be rendered are reported on stderr. For an autoscaled instance
+`spec.replicas` is its starting count; on updates the reconciler keeps the live count.
 
 Exit code: 0 when everything asked for was rendered or is simply not deployed yet; an instance
 named with `-i` that is not deployed yet gives 1; a configuration problem gives its error's code.
