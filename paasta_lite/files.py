@@ -26,12 +26,28 @@ from paasta_lite.errors import ConfigError
 MAX_FILE_BYTES = 4 * 1024 * 1024
 #: Upper bound on the number of nodes a YAML document may expand to once aliases are followed.
 MAX_EXPANDED_NODES = 500_000
+#: Deeper YAML is refused before parsing (libyaml would overflow the C stack near 25,000).
+MAX_NESTING_DEPTH = 500
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _StrictLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """A safe loader (C speed when available) that refuses duplicate keys in a mapping."""
+    """A safe loader (C speed when available) that refuses duplicate keys in a mapping and
+    bounds the work `<<` merge keys do (PyYAML copies merged entries, doubling per level)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._merge_budget = MAX_EXPANDED_NODES
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        super().flatten_mapping(node)
+        self._merge_budget -= len(node.value)
+        if self._merge_budget < 0:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"merge keys (<<) expand to more than {MAX_EXPANDED_NODES} values "
+                "(an alias bomb?)", node.start_mark,
+            )
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -63,7 +79,8 @@ def read_text(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTES) 
     """Read a regular UTF-8 text file of bounded size."""
     name = str(path)
     try:
-        with open(name, "rb") as handle:
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait forever for a writer
+        with open(os.open(name, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise ConfigError.single(name, "is not a regular file")
             data = handle.read(max_bytes + 1)
@@ -114,8 +131,45 @@ def _check_expanded_size(document: Any, name: str) -> None:
     size(document)
 
 
+_NESTING_INDICATORS = ("[", "{", "-", "?", ":")
+_OPENING_TOKENS = (
+    yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken,
+)
+_CLOSING_TOKENS = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _check_nesting_depth(text: str, name: str) -> None:
+    """Refuse nesting deeper than `MAX_NESTING_DEPTH` before libyaml composes it.
+
+    libyaml's composer recurses on the C stack, so ~25,000 levels (`[[[[...` or `- - - ...`)
+    crash the process instead of raising. Every level needs its own indicator character, so
+    their count bounds the depth: ordinary files skip the (iterative) token scan entirely.
+    """
+    if sum(text.count(c) for c in _NESTING_INDICATORS) <= MAX_NESTING_DEPTH:
+        return
+    scanner = _BaseLoader(text)
+    depth = 0
+    try:
+        while scanner.check_token():
+            token = scanner.get_token()  # type: ignore[no-untyped-call]
+            if isinstance(token, _OPENING_TOKENS):
+                depth += 1
+                if depth > MAX_NESTING_DEPTH:
+                    raise ConfigError.single(
+                        name, f"is nested too deeply (more than {MAX_NESTING_DEPTH} levels)"
+                    )
+            elif isinstance(token, _CLOSING_TOKENS):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # a syntax error: the parser proper reports it with its line and column
+    finally:
+        scanner.dispose()
+
+
 def parse_yaml(text: str, name: str) -> Any:
     """Parse YAML text safely (see module docstring); an empty document is `{}`."""
+    _check_nesting_depth(text, name)
     try:
         document = yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as error:
