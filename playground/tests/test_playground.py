@@ -1,0 +1,166 @@
+"""Playground helpers: templates, local git repos and deploy tags, the `make playground` plan,
+which cluster is used, api_endpoints clean-up, and kind-cluster.sh with stub docker/kind binaries.
+
+Run: `.venv/bin/python -m pytest playground/tests -q` (real git, a real fake API server over HTTP).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PLAYGROUND = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(PLAYGROUND), str(PLAYGROUND.parent / "tests")]
+
+import pg_cluster  # noqa: E402
+import pg_common  # noqa: E402
+from pg_configs import create_configs  # noqa: E402
+from pg_repos import ensure_repo, local_repo_path, untagged_groups  # noqa: E402
+from pg_status import forget_api  # noqa: E402
+from pg_up import STAGES, plan_stages  # noqa: E402
+
+from paasta_lite.soa_config import SoaDir  # noqa: E402
+
+SCRIPT = PLAYGROUND / "scripts" / "kind-cluster.sh"
+
+
+def test_configs_fill_placeholders_and_never_overwrite(tmp_path: Path) -> None:
+    targets = {"etc_paasta": tmp_path / "etc", "soa_configs": tmp_path / "soa"}
+    written = create_configs("kind-me-k8s-test", targets=targets, repo_dir=tmp_path)
+    instances = tmp_path / "soa" / "hello_world" / "kubernetes-kind-me-k8s-test.yaml"
+    assert instances in written
+    assert json.loads((tmp_path / "etc" / "clusters.json").read_text())["cluster"] == "kind-me-k8s-test"
+    service_yaml = (tmp_path / "soa" / "hello_world" / "service.yaml").read_text()
+    assert str(tmp_path / "playground_repos" / "hello_world") in service_yaml
+    instances.write_text("# mine\n")
+    assert create_configs("kind-me-k8s-test", targets=targets, repo_dir=tmp_path) == []
+    assert instances.read_text() == "# mine\n"
+
+
+def _soa_with_repo(tmp_path: Path, git_url: str) -> SoaDir:
+    service = tmp_path / "soa" / "svc"
+    service.mkdir(parents=True)
+    (service / "service.yaml").write_text(f"git_url: {git_url}\n")
+    (service / "deploy.yaml").write_text("pipeline:\n  - step: canary\n  - step: prod\n")
+    (service / "kubernetes-c1.yaml").write_text("main: {deploy_group: prod}\nextra: {deploy_group: other}\n")
+    return SoaDir(str(tmp_path / "soa"))
+
+
+def test_repo_is_created_with_sources_and_a_tag_per_deploy_group(tmp_path: Path) -> None:
+    repos, sources = tmp_path / "repos", tmp_path / "sources"
+    (sources / "svc").mkdir(parents=True)
+    (sources / "svc" / "Dockerfile").write_text("FROM scratch\n")
+    soa = _soa_with_repo(tmp_path, str(repos / "svc"))
+    first = ensure_repo(soa.load_service("svc"), repos_dir=repos, sources=sources,
+                        timestamp="20240101T000000")
+    assert first.created
+    assert first.tagged == ("paasta-canary-20240101T000000-deploy", "paasta-prod-20240101T000000-deploy",
+                            "paasta-other-20240101T000000-deploy")
+    files = subprocess.run(["git", "-C", str(repos / "svc"), "ls-files"], capture_output=True, text=True)
+    assert files.stdout.split() == ["Dockerfile"]
+    again = ensure_repo(soa.load_service("svc"), repos_dir=repos, sources=sources)
+    assert not again.created and again.tagged == ()
+
+
+def test_repo_outside_playground_repos_is_left_alone(tmp_path: Path) -> None:
+    soa = _soa_with_repo(tmp_path, "git@github.com:example/svc.git")
+    result = ensure_repo(soa.load_service("svc"), repos_dir=tmp_path / "repos")
+    assert result.path is None and "left alone" in result.note
+    assert local_repo_path(f"file://{tmp_path}/repos/x", tmp_path / "repos") == tmp_path / "repos" / "x"
+    assert local_repo_path("relative/path", tmp_path) is None
+
+
+def test_untagged_groups_ignores_other_tags() -> None:
+    tags = ["paasta-prod-20240101T000000-deploy", "v1.0", "paasta-c1.main-20240101T000000-stop"]
+    assert untagged_groups(["prod", "canary"], tags) == ["canary"]
+
+
+def test_plan_without_cluster_runs_the_offline_stages_only() -> None:
+    plan = plan_stages(cluster_reason="no docker", missing=lambda name: None)
+    assert [s.target for s in plan.run] == [s.target for s in STAGES if not s.cluster]
+    assert {why for _, why in plan.skipped} == {"no cluster"}
+
+
+def test_plan_skips_stages_whose_entry_point_is_missing_and_later_cluster_stages() -> None:
+    plan = plan_stages(cluster_reason=None,
+                       missing=lambda name: "not here" if name == "setup_kubernetes_job" else None)
+    skipped = {stage.target: why for stage, why in plan.skipped}
+    assert skipped == {"setup-kubernetes-job": "not here",
+                       "playground-wait": "an earlier cluster stage was skipped"}
+    assert "playground-image" in [s.target for s in plan.run]
+
+
+def test_kubeconfig_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fake_apiserver import FakeApiServer
+
+    names = pg_common.Names.from_env({"KIND_CLUSTER_NAME": "me-k8s-test"})
+    assert pg_cluster.resolve(names, {}).source == "kind"
+    dead = pg_cluster.resolve(names, {"KUBECONFIG": str(tmp_path / "missing")})
+    assert dead.source == "kind" and "does not answer" in dead.message
+    with FakeApiServer() as server:
+        path = server.write_kubeconfig(tmp_path / "kc", context="kind-other")
+        monkeypatch.setenv("KUBECONFIG", path)
+        live = pg_cluster.resolve(names, {"KUBECONFIG": path})
+    assert live.source == "user" and live.kubeconfig == path and live.kind_cluster == "other"
+    assert "not creating a Kind cluster" in live.message
+
+
+def test_forget_api_keeps_other_clusters(tmp_path: Path) -> None:
+    path = tmp_path / "api_endpoints.json"
+    path.write_text(json.dumps({"api_endpoints": {"a": "http://x", "b": "http://y"}}))
+    assert forget_api("a", tmp_path)
+    assert json.loads(path.read_text()) == {"api_endpoints": {"b": "http://y"}}
+    assert not forget_api("a", tmp_path)
+    assert forget_api("b", tmp_path) and not path.exists()
+
+
+def _stub(bin_dir: Path, name: str, body: str) -> None:
+    path = bin_dir / name
+    path.write_text(f"#!/usr/bin/env bash\necho \"{name} $*\" >> {bin_dir}/calls\n{body}\n")
+    path.chmod(0o755)
+
+
+def _script(bin_dir: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "USER": "Me.Name",
+           "KIND_KUBECONFIG": str(tmp_path / "kubeconfig")}
+    return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True)
+
+
+def test_kind_script_creates_once_and_fails_with_the_install_command(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stub(bin_dir, "docker", "exit 0")
+    missing = _script(bin_dir, tmp_path, "create")
+    assert missing.returncode == 1
+    assert "https://kind.sigs.k8s.io/dl/v0.31.0/kind-" in missing.stderr
+    _stub(bin_dir, "kind", 'case "$1" in version) echo "kind v0.31.0 go linux/amd64";;\n'
+          f'get) cat {bin_dir}/clusters 2>/dev/null;;\n'
+          f'create) echo me-name-k8s-test > {bin_dir}/clusters;; esac')
+    assert _script(bin_dir, tmp_path, "create").returncode == 0
+    assert _script(bin_dir, tmp_path, "create").returncode == 0
+    calls = (bin_dir / "calls").read_text().splitlines()
+    creates = [c for c in calls if c.startswith("kind create cluster")]
+    assert len(creates) == 1 and "--name me-name-k8s-test" in creates[0]
+    assert "--image kindest/node:v1.31.14@sha256:" in creates[0]
+    assert any(c.startswith("kind export kubeconfig --name me-name-k8s-test") for c in calls)
+
+
+def test_kind_script_explains_a_docker_daemon_that_does_not_answer(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stub(bin_dir, "docker", 'echo "Cannot connect to the Docker daemon" >&2; exit 1')
+    done = _script(bin_dir, tmp_path, "engine")
+    assert done.returncode == 1
+    assert "Cannot connect to the Docker daemon" in done.stderr and "systemctl start docker" in done.stderr
+
+
+def test_names_default_from_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USER", "Jane.Doe")
+    names = pg_common.Names.from_env({})
+    assert (names.kind_cluster, names.paasta_cluster) == ("jane-doe-k8s-test", "kind-jane-doe-k8s-test")
+    assert os.environ["USER"] == "Jane.Doe"
