@@ -1,0 +1,136 @@
+"""deployments_json: v2 parsing (v1-only refused with a hint), control defaults, deterministic
+formatting, and write_deployments_json that writes atomically and only when the content changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from paasta_lite.deployments_json import (
+    Control,
+    DeployedVersion,
+    DeploymentsJson,
+    control_key,
+    docker_image_for,
+    format_deployments_json,
+    load_deployments_json,
+    parse_deployments_json,
+    write_deployments_json,
+)
+from paasta_lite.errors import ConfigError
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+DOC = {
+    "v1": {"svc:paasta-c1.main": {"docker_image": "ignored", "desired_state": "start", "force_bounce": None}},
+    "v2": {
+        "deployments": {
+            "c1.main": {"docker_image": f"services-svc:paasta-{SHA}", "git_sha": SHA, "image_version": None},
+            "c1.canary": {
+                "docker_image": f"services-svc:paasta-{SHA}-v2", "git_sha": SHA, "image_version": "v2",
+            },
+        },
+        "controls": {
+            "svc:c1.main": {"desired_state": "stop", "force_bounce": "20240131T235959"},
+            "svc:c1.x": {},
+        },
+    },
+}
+
+
+def sample() -> DeploymentsJson:
+    return parse_deployments_json(DOC, "deployments.json")
+
+
+def test_parse_v2() -> None:
+    dj = sample()
+    main = dj.version_for("c1.main")
+    assert main == DeployedVersion(f"services-svc:paasta-{SHA}", SHA, None)
+    assert main.short_sha == SHA[:8]
+    canary = dj.version_for("c1.canary")
+    assert canary is not None and canary.image_version == "v2"
+    assert dj.version_for("nope") is None
+    assert dj.control_for("svc", "c1", "main") == Control("stop", "20240131T235959")
+
+
+def test_control_defaults() -> None:
+    dj = sample()
+    assert dj.control_for("svc", "c1", "x") == Control("start", None)
+    assert dj.control_for("svc", "c9", "unknown") == Control("start", None)
+
+
+def test_v1_only_is_refused_with_a_hint() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        parse_deployments_json({"v1": DOC["v1"]}, "svc/deployments.json")
+    text = str(excinfo.value)
+    assert "svc/deployments.json" in text and "has no v2 section" in text
+    assert "generate_deployments_for_service" in text
+
+
+@pytest.mark.parametrize(
+    ("doc", "fragment"),
+    [
+        ([], "must contain a JSON object"),
+        ({"v2": {"deployments": []}}, "must be mappings"),
+        ({"v2": {"deployments": {"g": {"git_sha": SHA}}}}, "must have text docker_image and git_sha"),
+        ({"v2": {"deployments": {"g": {"docker_image": "i", "git_sha": "s", "image_version": 1}}}}, "image"),
+        ({"v2": {"controls": {"k": {"desired_state": "paused"}}}}, "desired_state must be start or stop"),
+        ({"v2": {"controls": {"k": {"force_bounce": 5}}}}, "force_bounce must be text or null"),
+        ({"v2": {"controls": {"k": "start"}}}, "must be a mapping"),
+    ],
+)
+def test_bad_documents(doc: object, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        parse_deployments_json(doc, "d.json")
+
+
+def test_format_is_deterministic_and_roundtrips() -> None:
+    dj = sample()
+    text = format_deployments_json(dj)
+    reordered = DeploymentsJson(
+        deployments=dict(reversed(list(dj.deployments.items()))),
+        controls=dict(reversed(list(dj.controls.items()))),
+    )
+    assert format_deployments_json(reordered) == text
+    assert text.endswith("\n")
+    assert "v1" not in json.loads(text)
+    assert parse_deployments_json(json.loads(text), "d") == dj
+
+
+def test_helpers() -> None:
+    assert control_key("svc", "c1", "main") == "svc:c1.main"
+    assert docker_image_for("svc", SHA) == f"services-svc:paasta-{SHA}"
+    assert docker_image_for("svc", SHA, "v2") == f"services-svc:paasta-{SHA}-v2"
+
+
+def test_load_missing_is_none(tmp_path: Path) -> None:
+    assert load_deployments_json(tmp_path / "deployments.json") is None
+
+
+def test_write_only_when_changed(tmp_path: Path) -> None:
+    path = tmp_path / "deployments.json"
+    assert write_deployments_json(path, sample()) is True
+    assert load_deployments_json(path) == sample()
+    before = path.stat()
+    assert write_deployments_json(path, sample()) is False
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    changed = DeploymentsJson(deployments=sample().deployments, controls={})
+    assert write_deployments_json(path, changed) is True
+    assert path.stat().st_ino != before.st_ino  # replaced by rename, not rewritten in place
+    assert load_deployments_json(path) == changed
+    assert [p.name for p in tmp_path.iterdir()] == ["deployments.json"]
+
+
+def test_write_replaces_a_corrupt_file(tmp_path: Path) -> None:
+    path = tmp_path / "deployments.json"
+    path.write_text("{not json")
+    assert write_deployments_json(path, sample()) is True
+    assert load_deployments_json(path) == sample()
+
+
+def test_equal_content_in_other_formatting_is_not_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "deployments.json"
+    path.write_text(json.dumps(DOC))  # PaaSTA writes compact, unsorted, with v1
+    assert write_deployments_json(path, sample()) is False
