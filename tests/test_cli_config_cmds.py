@@ -1,0 +1,174 @@
+"""`paasta validate`, `list`, `list-clusters`, `info` through click's CliRunner on the real group,
+and `--help` of the group and of every registered command without any system config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from paasta_lite.cli.main import COMMANDS, cli
+from tests.soa_builders import GOOD_SHA, deployments_doc, simple_service, write_tree
+
+
+@pytest.fixture(autouse=True)
+def no_system_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAASTA_SYSTEM_CONFIG_DIR", str(tmp_path / "no-etc-paasta"))
+    monkeypatch.delenv("PAASTA_SOA_DIR", raising=False)
+
+
+@pytest.fixture
+def soa_dir(tmp_path: Path) -> Path:
+    return write_tree(
+        tmp_path / "soa",
+        {
+            **simple_service("good", "c1", main={"instances": 2}, canary={}),
+            "good/kubernetes-c2.yaml": {"main": {}},
+            "good/deploy.yaml": {"pipeline": [{"step": g} for g in ("c1.canary", "c1.main", "c2.main")]},
+            "good/deployments.json": deployments_doc({"c1.main": GOOD_SHA}, "good"),
+            **simple_service("bad", "c1", main={"cpus": "x", "intances": 1}, Upper={}, fine={}),
+        },
+    )
+
+
+def run(*args: str, cwd: Path | None = None) -> Result:
+    runner = CliRunner()
+    if cwd is None:
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def test_validate_valid_service_exits_0(soa_dir: Path) -> None:
+    result = run("validate", "-s", "good", "-d", str(soa_dir))
+    assert result.exit_code == 0, result.output
+    assert "✓ good: 3 valid instance(s) on 2 cluster(s)" in result.output
+
+
+def test_validate_invalid_service_lists_every_problem(soa_dir: Path) -> None:
+    result = run("validate", "-s", "bad", "-d", str(soa_dir))
+    assert result.exit_code == 1
+    assert "✗ bad: 3 problem(s)" in result.output
+    assert "instance 'main', field 'cpus': must be a number (got 'x')" in result.output
+    assert "field 'intances': unknown field (did you mean 'instances'?)" in result.output
+    assert "must be lower case (try 'upper')" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_validate_all(soa_dir: Path) -> None:
+    result = run("validate", "--all", "-d", str(soa_dir))
+    assert result.exit_code == 1
+    assert "✓ good" in result.output and "✗ bad" in result.output
+    assert "1 of 2 service(s) invalid" in result.output
+
+
+def test_validate_in_a_service_directory(soa_dir: Path) -> None:
+    assert run("validate", cwd=soa_dir / "good").exit_code == 0
+    result = run("validate", cwd=soa_dir / "bad")
+    assert result.exit_code == 1 and "✗ bad" in result.output
+
+
+def test_validate_without_a_service_is_a_usage_error(tmp_path: Path, soa_dir: Path) -> None:
+    result = run("validate", cwd=tmp_path)
+    assert result.exit_code == 2 and "pass -s SERVICE or --all" in result.output
+    both = run("validate", "-s", "good", "--all", "-d", str(soa_dir))
+    assert both.exit_code == 2
+
+
+def test_validate_unknown_service_and_unloadable_service(soa_dir: Path) -> None:
+    result = run("validate", "-s", "nope", "-d", str(soa_dir))
+    assert result.exit_code == 1 and "no such service: 'nope'" in result.output
+    (soa_dir / "good" / "service.yaml").write_bytes(b"\xff")
+    broken = run("validate", "-s", "good", "-d", str(soa_dir))
+    assert broken.exit_code == 1 and "is not valid UTF-8" in broken.output
+
+
+def test_validate_warns_about_ignored_keys_but_passes(tmp_path: Path) -> None:
+    soa = write_tree(tmp_path / "soa", simple_service("svc", "c1", main={"pool": "x"}))
+    result = run("validate", "-s", "svc", "-d", str(soa))
+    assert result.exit_code == 0
+    assert "field 'pool': is a PaaSTA key that paasta_lite does not implement; ignored" in result.output
+
+
+def test_validate_empty_soa_dir(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run("validate", "--all", "-d", str(tmp_path / "empty"))
+    assert result.exit_code == 0 and "no services in" in result.output
+
+
+def test_list(soa_dir: Path) -> None:
+    result = run("list", "-d", str(soa_dir))
+    assert result.exit_code == 0 and result.output.split() == ["bad", "good"]
+
+
+def test_list_instances(soa_dir: Path) -> None:
+    result = run("list", "-i", "-d", str(soa_dir))
+    assert result.exit_code == 0
+    assert result.output.split() == ["bad.fine", "good.canary", "good.main"]
+    on_c2 = run("list", "-i", "-c", "c2", "-d", str(soa_dir))
+    assert on_c2.output.split() == ["good.main"]
+
+
+def test_list_instances_reports_broken_services(soa_dir: Path) -> None:
+    (soa_dir / "bad" / "service.yaml").write_text("[")
+    result = run("list", "-i", "-d", str(soa_dir))
+    assert result.exit_code == 1
+    assert "good.main" in result.output and "bad: cannot be loaded" in result.output
+
+
+def test_list_missing_soa_dir(tmp_path: Path) -> None:
+    result = run("list", "-d", str(tmp_path / "missing"))
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_list_clusters(soa_dir: Path) -> None:
+    result = run("list-clusters", "-d", str(soa_dir))
+    assert result.exit_code == 0 and result.output.split() == ["c1", "c2"]
+
+
+def test_info(soa_dir: Path) -> None:
+    result = run("info", "-s", "good", "-d", str(soa_dir))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "Service: good" in lines
+    assert "Deploy pipeline: c1.canary -> c1.main -> c2.main" in lines
+    assert f"  main: 2 x (1 cpu, 4096 MiB), deploy group c1.main, deployed {GOOD_SHA[:8]}" in lines
+    assert "  canary: 1 x (1 cpu, 4096 MiB), deploy group c1.canary, not deployed yet" in lines
+    bad = run("info", "-s", "bad", "-d", str(soa_dir))
+    assert "  Upper: INVALID (run `paasta validate -s bad`)" in bad.output.splitlines()
+
+
+def test_info_unknown_service(soa_dir: Path) -> None:
+    result = run("info", "-s", "nope", "-d", str(soa_dir))
+    assert result.exit_code == 2 and "no such service" in result.output
+
+
+def test_soa_dir_from_environment(soa_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAASTA_SOA_DIR", str(soa_dir))
+    assert run("list").output.split() == ["bad", "good"]
+
+
+def help_targets() -> Iterator[list[str]]:
+    yield ["--help"]
+    for name in sorted(COMMANDS):
+        yield [name, "--help"]
+
+
+@pytest.mark.parametrize("args", list(help_targets()), ids=" ".join)
+def test_help_works_without_system_config(args: list[str]) -> None:
+    assert not os.path.exists(os.environ["PAASTA_SYSTEM_CONFIG_DIR"])
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_group_help_lists_every_command() -> None:
+    output = run("--help").output
+    assert all(name in output for name in COMMANDS)
