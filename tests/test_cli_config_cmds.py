@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from soa_builders import GOOD_SHA, deployments_doc, simple_service, write_tree
 
 from paasta_lite.cli.main import COMMANDS, cli
-from tests.soa_builders import GOOD_SHA, deployments_doc, simple_service, write_tree
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from soa_builders import GOOD_SHA, deployments_doc, simple_service, write_tree
 
 from paasta_lite.errors import ConfigError
 from paasta_lite.soa_config import SoaDir, parse_pipeline
-from tests.soa_builders import GOOD_SHA, deployments_doc, simple_service, write_tree
 
 ANCHORS = """\
 _base: &base

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from soa_builders import write_tree
 
 from paasta_lite.errors import ConfigError, NotConfiguredError
 from paasta_lite.system_config import (
@@ -18,7 +19,6 @@ from paasta_lite.system_config import (
     parse_system_config,
 )
 from paasta_lite.volumes import Volume
-from tests.soa_builders import write_tree
 
 
 def test_files_merge_in_sorted_path_order_including_subdirectories(tmp_path: Path) -> None:
