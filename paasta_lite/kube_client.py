@@ -278,8 +278,10 @@ def _load_configuration(kubeconfig: str | None, context: str | None) -> Any:
     config: Any = kube_config
 
     configuration = client.Configuration()
+    # Read $KUBECONFIG now: the client reads it once, when first imported.
+    path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     try:
-        config.load_kube_config(config_file=kubeconfig, context=context,
+        config.load_kube_config(config_file=path, context=context,
                                 client_configuration=configuration)
         return configuration
     except config.ConfigException as error:

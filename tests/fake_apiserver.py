@@ -775,6 +775,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls on keep-alive connections
+    wbufsize = -1  # headers and body leave in one write; flushed after each request
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -939,8 +941,8 @@ class FakeApiServer:
         self.cluster = FakeCluster(follow_linger=follow_linger)
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-apiserver",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="fake-apiserver", daemon=True)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> FakeApiServer:
@@ -948,7 +950,8 @@ class FakeApiServer:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
+        if self._thread.is_alive():
+            self._httpd.shutdown()
         self._httpd.server_close()
 
     def __enter__(self) -> FakeApiServer:
