@@ -1,0 +1,114 @@
+"""cleanup_kubernetes_jobs: delete managed Deployments that soa-configs no longer asks for.
+
+    cleanup_kubernetes_jobs [-d SOA_DIR] [-c CLUSTER] [--dry-run] [--force] [-t/--kill-threshold 0.5] [-v]
+    python -m paasta_lite.cleanup_kubernetes_jobs ...
+
+Deleting is the most guarded action (STYLE practice 5), so this refuses rather than guesses:
+- a missing, unreadable or empty soa dir is an error (exit 2), never "nothing is configured";
+- a service that fails to load keeps all its apps (its instances are unknown, not gone);
+- only Deployments with the managed label and service/instance labels are considered, and
+  ones labelled for another cluster are left alone; `-c` is honoured (PaaSTA ignores it);
+- if more than the kill threshold (a fraction of the managed apps) would go, nothing is
+  deleted and the exit code is 1, unless `--force`.
+
+Deletion cascades to ReplicaSets and pods (`kube_client.DELETE_PROPAGATION`). One line per
+deletion, every skipped delete with -v, a summary line. Exit 1 if any deletion failed.
+"""
+
+from __future__ import annotations
+
+import click
+
+from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
+from paasta_lite.cli.options import cluster_option, soa_dir_option, verbose_option
+from paasta_lite.errors import ConfigError, PaastaLiteError
+from paasta_lite.kube_client import KubeClient
+from paasta_lite.kube_errors import KubeError
+from paasta_lite.reconcile_plan import CleanupDecision, CleanupPlan, Configured, configured_from, plan_cleanup
+from paasta_lite.soa_config import SoaDir
+from paasta_lite.system_config import load_system_config
+
+
+class CleanupRefused(PaastaLiteError):
+    """Over the kill threshold without --force: nothing was deleted."""
+
+    exit_code = 1
+
+
+def load_configured(soa: SoaDir, cluster: str) -> Configured:
+    """Every (service, instance, namespace) configured for ``cluster``; refuses an empty soa dir."""
+    if not soa.list_services():  # also raises for a missing or unreadable directory
+        raise ConfigError.single(
+            str(soa.path), "contains no services; refusing to treat an empty soa-configs directory as "
+            "'delete every app' (delete apps one by one with kubectl if that is really meant)")
+    loaded = soa.instances_for_cluster(cluster)
+    triples: list[tuple[str, str, str | None]] = []
+    for name, service in loaded.services.items():
+        valid = service.instances.get(cluster, {})
+        triples += [(name, instance, config.namespace) for instance, config in valid.items()]
+        triples += [(name, instance, None) for instance in service.invalid_instances.get(cluster, {})]
+    return configured_from(cluster, triples, unreadable_services=loaded.errors.keys())
+
+
+def report_plan(plan: CleanupPlan, *, verbose: int) -> None:
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if verbose:
+        for where, why in plan.kept:
+            click.echo(f"kept {where}: {why}")
+
+
+def delete_all(plan: CleanupPlan, client: KubeClient, *, dry_run: bool) -> tuple[int, int]:
+    """Delete (or list, with ``dry_run``) every victim; returns (deleted, failed)."""
+    deleted = failed = 0
+    for victim in plan.delete:
+        where = f"{victim.namespace}/{victim.name} ({victim.job_id})"
+        if dry_run:
+            click.echo(f"would delete {where}: {victim.reason}")
+            deleted += 1
+            continue
+        try:
+            client.delete_deployment(victim.namespace, victim.name)
+        except KubeError as error:
+            click.echo(f"failed to delete {where}: {error}", err=True)
+            failed += 1
+            continue
+        click.echo(f"deleted {where}: {victim.reason}")
+        deleted += 1
+    return deleted, failed
+
+
+@click.command("cleanup_kubernetes_jobs", cls=PaastaCommand, context_settings=CONTEXT_SETTINGS)
+@soa_dir_option
+@cluster_option()
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@click.option("-f", "--force", is_flag=True, help="Delete even when over the kill threshold.")
+@click.option("-t", "--kill-threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Refuse when more than this fraction of the managed apps would be deleted.")
+@verbose_option
+@click.pass_context
+def cleanup_kubernetes_jobs(ctx: click.Context, soa_dir: str, cluster: str | None, dry_run: bool,
+                            force: bool, kill_threshold: float, verbose: int) -> None:
+    """Delete managed Deployments whose service.instance is no longer configured for the cluster."""
+    system = load_system_config()
+    cluster_name = system.require_cluster(cluster)
+    configured = load_configured(SoaDir(soa_dir), cluster_name)
+    with KubeClient() as client:
+        plan = plan_cleanup(client.list_managed_deployments(), configured,
+                            kill_threshold=kill_threshold, force=force)
+        report_plan(plan, verbose=verbose)
+        if plan.decision is CleanupDecision.REFUSED:
+            raise CleanupRefused(plan.message)
+        deleted, failed = delete_all(plan, client, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{'dry run: ' if dry_run else ''}cluster {cluster_name}: {deleted} {verb}, {failed} failed, "
+               f"{len(plan.kept)} kept, {plan.managed_apps} managed apps")
+    ctx.exit(1 if failed else 0)
+
+
+def main() -> None:
+    cleanup_kubernetes_jobs.main(prog_name="cleanup_kubernetes_jobs")
+
+
+if __name__ == "__main__":
+    main()
