@@ -1,0 +1,230 @@
+"""reconcile_plan: pure pairing and decisions, with plain dicts in and plans out.
+
+Covers: create / update (hash, sha, replicas, hand edits) / unchanged; autoscaled replicas kept;
+quantities compared by value; objects being deleted; failures and not-deployed instances in the
+plan; namespaces to create; the update body carries the live resourceVersion. Cleanup: only
+unconfigured apps go, unlabelled/other-cluster/unreadable-service apps stay, namespace moves
+wait for readiness, the kill threshold and --force.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from paasta_lite import labels
+from paasta_lite.reconcile_plan import (
+    Action,
+    CleanupDecision,
+    configured_from,
+    first_difference,
+    owned_view,
+    plan_cleanup,
+    plan_setup,
+    quantity,
+)
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class App:
+    """A stand-in for render.RenderedApp with just the fields planning reads."""
+
+    service: str = "web"
+    instance: str = "main"
+    config_hash: str = "config11111111"
+    git_sha: str = "a" * 40
+    replicas: int = 2
+    autoscaled: bool = False
+    extra_env: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def namespace(self) -> str:
+        return f"paastasvc-{self.service}"
+
+    @property
+    def deployment(self) -> Obj:
+        app_labels = {labels.SERVICE: self.service, labels.INSTANCE: self.instance,
+                      labels.GIT_SHA: self.git_sha, labels.CONFIG_SHA: self.config_hash,
+                      labels.MANAGED: "true"}
+        return {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": f"{self.service}-{self.instance}", "namespace": self.namespace,
+                         "labels": app_labels},
+            "spec": {"replicas": self.replicas,
+                     "selector": {"matchLabels": {labels.SERVICE: self.service,
+                                                  labels.INSTANCE: self.instance}},
+                     "template": {"metadata": {"labels": app_labels}, "spec": {"containers": [{
+                         "name": "main", "image": "r/web:1",
+                         "env": [{"name": k, "value": v} for k, v in self.extra_env],
+                         "resources": {"requests": {"cpu": "500m", "memory": "1024Mi"}}}]}}},
+        }
+
+
+def live_of(app: App, **changes: Any) -> Obj:
+    """What the API server would return for ``app``: our fields plus server-side additions."""
+    obj = copy.deepcopy(app.deployment)
+    obj["metadata"].update({"resourceVersion": "42", "uid": "u-1", "generation": 3})
+    obj["metadata"]["labels"]["added-by-someone"] = "x"
+    obj["spec"]["progressDeadlineSeconds"] = 600
+    obj["spec"]["template"]["spec"]["dnsPolicy"] = "ClusterFirst"
+    obj["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log"
+    obj["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"] = "1Gi"
+    obj["status"] = {"replicas": app.replicas}
+    for path, value in changes.items():
+        target = obj
+        *parents, last = path.split("__")
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        target[last] = value
+    return obj
+
+
+def only_step(plan: Any) -> Any:
+    (step,) = plan.steps
+    return step
+
+
+def test_missing_app_is_created_and_its_namespace_planned() -> None:
+    plan = plan_setup([App()], [])
+    step = only_step(plan)
+    assert (step.action, step.job_id, step.namespace, step.name) == (Action.CREATE, "web.main",
+                                                                     "paastasvc-web", "web-main")
+    assert step.body == App().deployment
+    assert plan.namespaces == ("paastasvc-web",)
+
+
+def test_identical_app_is_unchanged_despite_server_defaults() -> None:
+    plan = plan_setup([App()], [live_of(App())])
+    assert only_step(plan).action is Action.UNCHANGED
+    assert plan.writes == [] and plan.namespaces == ()
+
+
+def test_hash_change_is_an_update_with_the_live_resource_version() -> None:
+    step = only_step(plan_setup([App(config_hash="config22222222")], [live_of(App())]))
+    assert step.action is Action.UPDATE
+    assert step.reasons == ("config changed (config11111111 -> config22222222)",)
+    assert step.body["metadata"]["resourceVersion"] == "42"
+
+
+def test_git_sha_and_replicas_are_reasons() -> None:
+    new = App(git_sha="b" * 40, config_hash="config33333333", replicas=5)
+    step = only_step(plan_setup([new], [live_of(App())]))
+    assert step.reasons[1:] == ("git sha aaaaaaaa -> bbbbbbbb", "replicas 2 -> 5")
+
+
+def test_autoscaled_apps_keep_the_live_replica_count() -> None:
+    scaled = live_of(App(autoscaled=True), spec__replicas=7)
+    assert only_step(plan_setup([App(autoscaled=True)], [scaled])).action is Action.UNCHANGED
+    step = only_step(plan_setup([App(autoscaled=True, config_hash="config99999999")], [scaled]))
+    assert step.action is Action.UPDATE and step.body["spec"]["replicas"] == 7
+
+
+def test_hand_edits_of_owned_fields_are_updates() -> None:
+    edited = live_of(App(), spec__template__spec__containers__0__image="r/web:hacked")
+    step = only_step(plan_setup([App()], [edited]))
+    assert step.action is Action.UPDATE
+    assert step.reasons == ("edited by hand (spec.template.spec.containers[0].image differs)",)
+    extra_env = live_of(App(), spec__template__spec__containers__0__env=[{"name": "DEBUG", "value": "1"}])
+    assert only_step(plan_setup([App()], [extra_env])).action is Action.UPDATE
+    relabelled = live_of(App())
+    del relabelled["metadata"]["labels"][labels.MANAGED]
+    assert "metadata.labels" in only_step(plan_setup([App()], [relabelled])).message
+
+
+def test_object_being_deleted_is_a_failure_not_a_write() -> None:
+    dying = live_of(App(), metadata__deletionTimestamp="2024-01-01T00:00:00Z")
+    step = only_step(plan_setup([App(config_hash="config22222222")], [dying]))
+    assert step.action is Action.FAILED and "being deleted" in step.message
+
+
+def test_pairing_is_by_namespace_and_name() -> None:
+    elsewhere = live_of(App(), metadata__namespace="legacy")
+    plan = plan_setup([App()], [elsewhere, live_of(App(service="api"))])
+    assert only_step(plan).action is Action.CREATE  # the copy in `legacy` is cleanup's business
+    assert plan.namespaces == ("paastasvc-web",)
+
+
+def test_failures_and_not_deployed_are_part_of_the_plan() -> None:
+    plan = plan_setup([App()], [live_of(App())], failures={"web.bad": "instances: must be >= 0"},
+                      not_deployed={"web.canary": "not deployed yet"})
+    assert [(s.job_id, s.action) for s in plan.steps] == [
+        ("web.bad", Action.FAILED), ("web.canary", Action.NOT_DEPLOYED), ("web.main", Action.UNCHANGED)]
+    assert [a.is_failure for a in (Action.FAILED, Action.NOT_DEPLOYED)] == [True, False]
+
+
+def test_quantities_and_differences() -> None:
+    assert quantity("1Gi") == quantity("1024Mi") == 2**30
+    assert quantity("500m") == quantity(0.5) and quantity("1e3") == 1000 and quantity("lots") is None
+    assert first_difference({"a": [1, {"b": 2}]}, {"a": [1, {"b": 2, "c": 3}], "z": 0}) is None
+    assert first_difference({"a": [1, 2]}, {"a": [1]}) == "a"
+    assert first_difference({"env": {"x": "1k"}}, {"env": {"x": "1000"}}) == "env.x"  # not a resource
+    assert owned_view({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 0}}) == {"b": {"c": 2}}
+
+
+# --------------------------------------------------------------------------- cleanup
+
+def managed(service: str, instance: str, *, namespace: str | None = None, cluster: str | None = "c1",
+            ready: int = 1) -> Obj:
+    obj_labels = {labels.SERVICE: service, labels.INSTANCE: instance, labels.MANAGED: "true"}
+    if cluster:
+        obj_labels[labels.CLUSTER] = cluster
+    return {"metadata": {"name": f"{service}-{instance}", "namespace": namespace or f"paastasvc-{service}",
+                         "labels": obj_labels},
+            "spec": {"replicas": 1}, "status": {"readyReplicas": ready} if ready else {}}
+
+
+CONFIGURED = configured_from("c1", [("web", "main", "paastasvc-web"), ("api", "main", "paastasvc-api"),
+                                    ("db", "main", None)])
+
+
+def test_only_unconfigured_apps_are_deleted() -> None:
+    live = [managed("web", "main"), managed("api", "main"), managed("db", "main"), managed("old", "main")]
+    plan = plan_cleanup(live, CONFIGURED, kill_threshold=0.5, force=False)
+    assert plan.decision is CleanupDecision.PROCEED
+    victims = [(v.job_id, v.namespace, v.name) for v in plan.delete]
+    assert victims == [("old.main", "paastasvc-old", "old-main")]
+    assert plan.delete[0].reason == "old.main is no longer configured for cluster c1"
+    assert plan.managed_apps == 4
+
+
+def test_nothing_to_do() -> None:
+    plan = plan_cleanup([managed("web", "main")], CONFIGURED, kill_threshold=0.5, force=False)
+    assert plan.decision is CleanupDecision.NOTHING_TO_DO and plan.delete == ()
+
+
+def test_unlabelled_other_cluster_and_unreadable_services_are_kept() -> None:
+    unlabelled = managed("x", "y")
+    del unlabelled["metadata"]["labels"][labels.SERVICE]
+    unmanaged = managed("gone", "main")
+    unmanaged["metadata"]["labels"][labels.MANAGED] = "false"
+    configured = configured_from("c1", [("web", "main", "paastasvc-web")], unreadable_services=["broken"])
+    live = [unlabelled, unmanaged, managed("other", "main", cluster="c2"), managed("broken", "main"),
+            managed("web", "main")]
+    plan = plan_cleanup(live, configured, kill_threshold=1.0, force=False)
+    assert plan.delete == ()
+    assert [why for _, why in plan.kept] == ["belongs to cluster c2",
+                                             "service broken failed to load; keeping its apps"]
+    assert plan.warnings == ("paastasvc-x/x-y: managed but without service/instance labels; not touched",)
+
+
+def test_namespace_move_waits_for_the_new_copy_to_be_ready() -> None:
+    old_copy = managed("web", "main", namespace="legacy")
+    not_ready = [old_copy, managed("web", "main", ready=0)]
+    assert plan_cleanup(not_ready, CONFIGURED, kill_threshold=1, force=False).delete == ()
+    ready = [old_copy, managed("web", "main")]
+    (victim,) = plan_cleanup(ready, CONFIGURED, kill_threshold=1, force=False).delete
+    assert victim.namespace == "legacy"
+    assert victim.reason == "moved to namespace paastasvc-web, where it is ready"
+
+
+def test_kill_threshold_and_force() -> None:
+    live = [managed("old1", "main"), managed("old2", "main"), managed("web", "main")]
+    refused = plan_cleanup(live, CONFIGURED, kill_threshold=0.5, force=False)
+    assert refused.decision is CleanupDecision.REFUSED
+    assert "2 of 3 managed apps (67%)" in refused.message and "--force" in refused.message
+    assert plan_cleanup(live, CONFIGURED, kill_threshold=0.7, force=False).decision is CleanupDecision.PROCEED
+    forced = plan_cleanup(live, CONFIGURED, kill_threshold=0.5, force=True)
+    assert forced.decision is CleanupDecision.PROCEED and len(forced.delete) == 2
