@@ -171,7 +171,8 @@ def test_failed_delete_is_exit_1(fake_api: FakeApi, deployed: Path, env: dict[st
     fake_api.server.fail_next("DELETE", "delta-main$", 403, message="forbidden: RBAC says no")
     result = cleanup(deployed, env)
     assert result.exit_code == 1
-    assert "failed to delete paastasvc-delta/delta-main (delta.main): forbidden: RBAC says no" in result.stderr
+    expected = "failed to delete paastasvc-delta/delta-main (delta.main): forbidden: RBAC says no"
+    assert expected in result.stderr
 
 
 def test_transient_delete_errors_are_retried(fake_api: FakeApi, deployed: Path,
