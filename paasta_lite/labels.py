@@ -30,3 +30,8 @@ MANAGED_SELECTOR = f"{MANAGED}=true"
 def instance_selector(service: str, instance: str) -> str:
     """Label selector for the Deployment, ReplicaSets and pods of one service.instance."""
     return f"{SERVICE}={service},{INSTANCE}={instance}"
+
+
+def service_selector(service: str) -> str:
+    """Label selector for every object of one service, all instances."""
+    return f"{SERVICE}={service}"
