@@ -311,8 +311,7 @@ def kube_from_kubeconfig(*, timeout: float = 30.0) -> tuple[KubeReader, str]:
     """
     from paasta_lite.kube_client import KubeClient
 
-    # Named explicitly: the client library reads $KUBECONFIG once, when it is first imported.
-    client = KubeClient(kubeconfig=os.environ.get("KUBECONFIG") or None, timeout=timeout)
+    client = KubeClient(timeout=timeout)
     return client, f"{current_context() or 'kubeconfig'} ({client.host})"
 
 

@@ -42,6 +42,8 @@ CORE = "/api/v1"
 #: shows the app as terminating meanwhile, and a concurrent setup run sees the name still taken
 #: instead of creating a twin next to pods that are still shutting down. PaaSTA does the same.
 DELETE_PROPAGATION = "Foreground"
+#: Seconds to wait for a TCP connection (never more than the request timeout).
+CONNECT_TIMEOUT = 10.0
 
 
 def _path(*parts: str) -> str:
@@ -91,7 +93,8 @@ class KubeClient:
             request = self._api.param_serialize(
                 method=method, resource_path=path, query_params=params, header_params=headers,
                 body=body, auth_settings=["BearerToken"])
-            timeout = (10.0, None) if stream else (10.0, self.timeout)
+            connect = min(CONNECT_TIMEOUT, self.timeout)
+            timeout = (connect, None) if stream else (connect, self.timeout)
             response = self._api.call_api(*request, _request_timeout=timeout).response
         except KubeError:
             raise

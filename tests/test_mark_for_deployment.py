@@ -161,12 +161,6 @@ def apply(soa: Soa, fake_api: Any, **settle: Any) -> None:
 def kube(fake_api: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The CLI finds the fake cluster through $KUBECONFIG, as a user's shell would."""
     monkeypatch.setenv("KUBECONFIG", fake_api.kubeconfig)
-    # TODO(kube_client owner): the kubernetes library reads $KUBECONFIG once, at import, and
-    # kube_client passes config_file=None; until it passes os.environ["KUBECONFIG"], emulate a
-    # fresh process here.
-    from kubernetes.config import kube_config
-
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", fake_api.kubeconfig)
     return fake_api
 
 

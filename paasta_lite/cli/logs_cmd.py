@@ -249,8 +249,7 @@ def _event_query(request: LogsRequest) -> EventQuery:
 def _connect() -> PodLogApi:
     from paasta_lite.kube_client import KubeClient  # lazy: imports the kubernetes package
 
-    # KUBECONFIG passed explicitly: the client library reads it only once, at import time.
-    return KubeClient(kubeconfig=os.environ.get("KUBECONFIG") or None, timeout=30.0)
+    return KubeClient(timeout=30.0)
 
 
 def show_history(
