@@ -80,7 +80,7 @@ def deployments_from_refs(
 
 def generate(soa_dir: str, service_name: str, *, timeout: float = git_remote.DEFAULT_TIMEOUT_S) -> bool:
     """Regenerate ``<soa_dir>/<service>/deployments.json``; True when the file changed."""
-    service = SoaDir(soa_dir).load_service(service_name)
+    service = SoaDir(soa_dir).load_service(service_name, with_deployments=False)
     url = git_remote.require_git_url(service.git_url, service.path)
     started = time.monotonic()
     refs = git_remote.list_refs(url, timeout=timeout)

@@ -10,6 +10,7 @@ an error, never "this service has no instances": the cleanup reconciler would re
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -99,6 +100,12 @@ class ClusterConfig:
         }
 
 
+def check_cluster_name(cluster: str) -> None:
+    """A cluster name becomes part of a file name: refuse anything path-like."""
+    if not cluster or "/" in cluster or "\\" in cluster or cluster in (".", "..") or cluster.startswith("."):
+        raise ConfigError.single(cluster or "''", "is not a valid cluster name")
+
+
 def parse_pipeline(data: Mapping[str, Any]) -> tuple[tuple[str, ...], frozenset[str]]:
     """Deploy groups of deploy.yaml in pipeline order (parallel blocks flattened), and the groups
     that ask for `wait_for_deployment`."""
@@ -155,10 +162,12 @@ class SoaDir:
             entries = list(os.scandir(self.path))
         except OSError as error:
             raise ConfigError.single(str(self.path), f"cannot be listed: {error.strerror}") from error
+        # A symlink counts even when it dangles or loops (an unmounted share): loading it then
+        # fails loudly, instead of the service silently vanishing and cleanup deleting its apps.
         return sorted(
             entry.name
             for entry in entries
-            if not entry.name.startswith((".", "_")) and entry.is_dir()
+            if not entry.name.startswith((".", "_")) and (entry.is_dir() or entry.is_symlink())
         )
 
     def service_dir(self, service: str) -> Path:
@@ -166,6 +175,12 @@ class SoaDir:
         if problem:
             raise ConfigError.single(str(self.path / str(service)), problem)
         directory = self.path / service
+        if directory.is_symlink() and not directory.is_dir():
+            try:
+                os.stat(directory)
+            except OSError as error:
+                reason = "is a symlink loop" if error.errno == errno.ELOOP else "is a dangling symlink"
+                raise ConfigError.single(str(directory), reason) from error
         if not directory.is_dir():
             raise ConfigError.single(str(directory), f"no such service: '{service}' is not in {self.path}")
         return directory
@@ -173,16 +188,28 @@ class SoaDir:
     def clusters_of(self, service: str) -> list[str]:
         """Clusters a service has a `kubernetes-<cluster>.yaml` for (file names decide)."""
         directory = self.service_dir(service)
+        try:
+            names = os.listdir(directory)
+        except OSError as error:
+            raise ConfigError.single(str(directory), f"cannot be listed: {error.strerror}") from error
         return sorted(
             name[len(INSTANCE_FILE_PREFIX) : -len(INSTANCE_FILE_SUFFIX)]
-            for name in os.listdir(directory)
+            for name in names
             if name.startswith(INSTANCE_FILE_PREFIX) and name.endswith(INSTANCE_FILE_SUFFIX)
         )
 
-    def load_service(self, service: str, *, clusters: list[str] | None = None) -> ServiceConfig:
-        """Load and validate one service (only `clusters` if given). Raises `ConfigError`."""
+    def load_service(
+        self, service: str, *, clusters: list[str] | None = None, with_deployments: bool = True
+    ) -> ServiceConfig:
+        """Load and validate one service (only `clusters` if given). Raises `ConfigError`.
+
+        `with_deployments=False` skips deployments.json: generate_deployments_for_service must be
+        able to replace a corrupt one.
+        """
         directory = self.service_dir(service)
-        loader = _ServiceLoader(service, directory)
+        for cluster in clusters or ():
+            check_cluster_name(cluster)
+        loader = _ServiceLoader(service, directory, with_deployments=with_deployments)
         return loader.load(self.clusters_of(service) if clusters is None else clusters)
 
     def instances_for_cluster(self, cluster: str) -> ClusterConfig:
@@ -202,9 +229,10 @@ class SoaDir:
 class _ServiceLoader:
     """Reads one service directory; collects warnings and instance problems as it goes."""
 
-    def __init__(self, service: str, directory: Path) -> None:
+    def __init__(self, service: str, directory: Path, *, with_deployments: bool = True) -> None:
         self.service = service
         self.directory = directory
+        self.with_deployments = with_deployments
         self.warnings: list[Problem] = []
 
     def _optional_yaml(self, name: str) -> dict[str, Any] | None:
@@ -223,7 +251,9 @@ class _ServiceLoader:
         registry = service_yaml.get("docker_registry")
         for cluster in clusters:
             instances[cluster], invalid[cluster] = self._load_cluster(cluster, defaults, registry)
-        deployments = load_deployments_json(self.directory / "deployments.json")
+        deployments = (
+            load_deployments_json(self.directory / "deployments.json") if self.with_deployments else None
+        )
         all_groups = {c.deploy_group for by_name in instances.values() for c in by_name.values()}
         for group in sorted(all_groups - set(deploy_groups)) if deploy_groups else ():
             self.warnings.append(

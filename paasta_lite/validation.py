@@ -133,7 +133,7 @@ def schema_problems(
 
 
 def did_you_mean(key: str, candidates: Iterable[str]) -> str:
-    match = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.7)
+    match = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 

@@ -110,8 +110,8 @@ def test_list(soa_dir: Path) -> None:
 
 def test_list_instances(soa_dir: Path) -> None:
     result = run("list", "-i", "-d", str(soa_dir))
-    assert result.exit_code == 0
-    assert result.output.split() == ["bad.fine", "good.canary", "good.main"]
+    assert result.exit_code == 1  # 'bad' has an invalid instance, reported on stderr
+    assert result.stdout.split() == ["bad.fine", "good.canary", "good.main"]
     on_c2 = run("list", "-i", "-c", "c2", "-d", str(soa_dir))
     assert on_c2.output.split() == ["good.main"]
 
@@ -172,3 +172,24 @@ def test_help_works_without_system_config(args: list[str]) -> None:
 def test_group_help_lists_every_command() -> None:
     output = run("--help").output
     assert all(name in output for name in COMMANDS)
+
+
+def test_list_clusters_reports_a_broken_service_and_lists_the_rest(tmp_path: Path) -> None:
+    soa_dir = tmp_path / "soa"
+    (soa_dir / "good").mkdir(parents=True)
+    (soa_dir / "good" / "kubernetes-c1.yaml").write_text("main: {}\n")
+    (soa_dir / "Bad").mkdir()
+    result = CliRunner().invoke(cli, ["list-clusters", "-d", str(soa_dir)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == ["c1"]
+    assert "Bad" in result.stderr
+
+
+def test_list_instances_reports_invalid_instances(tmp_path: Path) -> None:
+    soa_dir = tmp_path / "soa"
+    (soa_dir / "svc").mkdir(parents=True)
+    (soa_dir / "svc" / "kubernetes-c1.yaml").write_text("main: {}\nbroken: {cpus: lots}\n")
+    result = CliRunner().invoke(cli, ["list", "-i", "-d", str(soa_dir)])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == ["svc.main"]
+    assert "broken" in result.stderr and "cpus" in result.stderr

@@ -259,3 +259,11 @@ def test_ten_thousand_tags(repos: GitRepos, soa: Soa) -> None:
     assert content.deployments["prod.main"].git_sha == refs[newest]
     print(f"\n10k tags: ls-remote {listed - started:.3f}s, processing {processed - listed:.3f}s")
     assert processed - listed < 1.0
+
+
+def test_a_corrupt_deployments_json_is_replaced(repos: GitRepos, soa: Soa) -> None:
+    one = repos.commit("1")
+    repos.tag("paasta-prod.main-20240101T000000-deploy", one)
+    soa.deployments_path.write_text("{ torn")
+    assert generate(str(soa.dir), SERVICE) is True
+    assert soa.deployments()["deployments"]["prod.main"]["git_sha"] == one

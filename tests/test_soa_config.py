@@ -367,9 +367,19 @@ def test_huge_file_fails_the_service(tmp_path: Path) -> None:
         soa_dir.load_service("svc")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: list_services drops a service whose directory is a "
-                   "dangling symlink or a symlink loop; cleanup would read it as 'no instances'")
 def test_service_dir_that_is_a_broken_symlink_is_an_error(tmp_path: Path) -> None:
     soa_dir = soa(tmp_path, simple_service("good"))
     os.symlink(tmp_path / "unmounted", soa_dir.path / "gone")
     assert "gone" in soa_dir.instances_for_cluster("c1").errors
+
+
+def test_path_like_cluster_names_are_refused(tmp_path: Path) -> None:
+    soa_dir = soa(tmp_path, simple_service("good"))
+    with pytest.raises(ConfigError, match="not a valid cluster name"):
+        soa_dir.load_service("good", clusters=["../etc"])
+
+
+def test_short_transposed_typo_gets_a_hint(tmp_path: Path) -> None:
+    soa_dir = soa(tmp_path, {"svc/kubernetes-c1.yaml": "main:\n  mme: 128\n"})
+    error = soa_dir.instances_for_cluster("c1").instance_errors["svc.main"]
+    assert "did you mean 'mem'" in str(error)

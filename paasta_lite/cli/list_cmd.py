@@ -34,18 +34,34 @@ def list_services(ctx: click.Context, show_instances: bool, cluster: str | None,
             continue
         for instance in sorted({c.instance for c in service.all_instances()}):
             click.echo(f"{name}.{instance}")
+        for problem in service.problems:
+            broken += 1
+            click.secho(f"{name}: invalid instance: {problem}", fg="red", err=True)
     if broken:
         ctx.exit(1)
 
 
 @click.command("list-clusters", cls=PaastaCommand, context_settings=CONTEXT_SETTINGS)
 @soa_dir_option
-def list_clusters(soa_dir: str) -> None:
-    """List every cluster any service has a kubernetes-<cluster>.yaml for."""
+@click.pass_context
+def list_clusters(ctx: click.Context, soa_dir: str) -> None:
+    """List every cluster any service has a kubernetes-<cluster>.yaml for.
+
+    A service directory that cannot be read is reported on stderr (exit 1); the others still count.
+    """
     soa = SoaDir(soa_dir)
-    clusters = {cluster for name in soa.list_services() for cluster in soa.clusters_of(name)}
+    clusters: set[str] = set()
+    broken = 0
+    for name in soa.list_services():
+        try:
+            clusters.update(soa.clusters_of(name))
+        except ConfigError as error:
+            broken += 1
+            click.secho(f"{name}: cannot be read: {error}", fg="red", err=True)
     for cluster in sorted(clusters):
         click.echo(cluster)
+    if broken:
+        ctx.exit(1)
 
 
 def describe_service(service: ServiceConfig) -> list[str]:
