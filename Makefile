@@ -46,11 +46,11 @@ $(VENV)/.installed: pyproject.toml
 
 .PHONY: test
 test: dev ## Run the unit tests (no cluster needed)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests playground/tests
 
 .PHONY: lint
 lint: dev ## ruff and mypy
-	$(BIN)/ruff check paasta_lite tests k8s_itests bench
+	$(BIN)/ruff check paasta_lite tests k8s_itests bench playground
 	$(BIN)/mypy
 
 .PHONY: bench
