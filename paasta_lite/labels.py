@@ -17,6 +17,8 @@ DEPLOY_GROUP = f"{PREFIX}/deploy_group"
 CLUSTER = f"{PREFIX}/cluster"
 MANAGED = f"{PREFIX}/managed"
 AUTOSCALED = f"{PREFIX}/autoscaled"
+#: Pod-template annotation set from `force_bounce` (paasta restart): a new value replaces every pod.
+FORCE_BOUNCE = f"{PREFIX}/force_bounce"
 
 APP_NAME = "app.kubernetes.io/name"
 APP_INSTANCE = "app.kubernetes.io/instance"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 
 DNS_LABEL_MAX = 63
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -18,6 +19,8 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
 NAMESPACE_PREFIX = "paastasvc-"
 HASH_LENGTH = 8
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_VALUE_MAX = 63
 
 
 def job_id(service: str, instance: str) -> str:
@@ -98,3 +101,44 @@ def service_name_problem(name: object) -> str | None:
 def instance_name_problem(name: object) -> str | None:
     """Why `name` cannot be an instance name (None if it can)."""
     return _name_problem("instance", name)
+
+
+def _short_digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:8]
+
+
+def label_value(value: str) -> str:
+    """`value` if the API server accepts it as a label value, else a cleaned form with a stable hash.
+
+    Service and instance names are already valid (the loader checks them); this guards the
+    free-form ones (deploy groups, image versions, git shas from a hand-edited deployments.json).
+    """
+    if len(value) <= _LABEL_VALUE_MAX and _LABEL_VALUE.match(value):
+        return value
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", value).strip("-_.")
+    suffix = _short_digest(value)
+    head = cleaned[: _LABEL_VALUE_MAX - len(suffix) - 1].rstrip("-_.")
+    return f"{head}-{suffix}" if head else suffix
+
+
+def _readable_volume_name(host_path: str) -> str:
+    """PaaSTA's `host--<path>` with `/` -> `slash-`, `.` -> `dot-`, sanitised to a DNS label."""
+    text = host_path.rstrip("/").replace("/", "slash-").replace(".", "dot-")
+    text = re.sub(r"[^a-z0-9-]", "-", sanitise_name(text)).strip("-")
+    return limit_with_hash(f"host--{text}".rstrip("-"))
+
+
+def volume_names(host_paths: Collection[str]) -> dict[str, str]:
+    """host path -> pod volume name, unique within the pod and stable for the same set.
+
+    The readable encoding can map two paths to one name (`/A` and `/a`, `/a_b` and `/a--b`);
+    those paths get a hash of the exact host path instead, so no two volumes share a name.
+    """
+    readable = {path: _readable_volume_name(path) for path in host_paths}
+    counts: dict[str, int] = {}
+    for name in readable.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {
+        path: name if counts[name] == 1 else f"{limit_with_hash(name, 54).rstrip('-')}-{_short_digest(path)}"
+        for path, name in readable.items()
+    }

@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "paasta_lite"
 
 CORE = [
     "merge", "naming", "labels", "config_hash", "instance_config", "validation", "deployments_json",
-    "git_tags", "render", "reconcile_plan", "health", "pod_logs", "volumes", "config_keys", "errors",
+    "git_tags", "render", "render_pod", "reconcile_plan", "health", "pod_logs", "volumes", "config_keys",
+    "errors",
 ]
 FORBIDDEN_IN_CORE = {"click", "kubernetes", "requests", "urllib3", "subprocess", "socket", "waitress"}
 ENTRY_POINTS = {

@@ -35,16 +35,14 @@ from paasta_lite.config_hash import config_hash
 from paasta_lite.deployments_json import Control, DeployedVersion, DeploymentsJson
 from paasta_lite.errors import ConfigError, NotConfiguredError, NotDeployedError
 from paasta_lite.instance_config import InstanceConfig
+from paasta_lite.naming import label_value, volume_names
 from paasta_lite.render import (
-    FORCE_BOUNCE_ANNOTATION,
     RenderedApp,
-    label_value,
     max_surge,
     max_unavailable,
     render_app,
     render_instance,
     render_service_instances,
-    volume_names,
 )
 from paasta_lite.soa_config import SoaDir
 from paasta_lite.system_config import SystemConfig, load_system_config
@@ -320,7 +318,7 @@ def test_force_bounce_changes_only_the_pod_template() -> None:
     after = render(make_instance(), Control(force_bounce="20240101T000000"))
     assert after.config_hash != before.config_hash
     template = after.deployment["spec"]["template"]
-    assert template["metadata"]["annotations"] == {FORCE_BOUNCE_ANNOTATION: "20240101T000000"}
+    assert template["metadata"]["annotations"] == {labels.FORCE_BOUNCE: "20240101T000000"}
     assert template["metadata"]["labels"][labels.CONFIG_SHA] == after.config_hash
     assert template["spec"] == before.deployment["spec"]["template"]["spec"]
     again = render(make_instance(), Control(force_bounce="20240202T000000"))
