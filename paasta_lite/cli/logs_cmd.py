@@ -22,15 +22,15 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
 
 import click
 
 from paasta_lite import event_log, labels, pod_logs
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
-from paasta_lite.cli.options import cluster_option, service_option
+from paasta_lite.cli.options import cluster_option, colour_option, service_option, stdout_wants_colour
 from paasta_lite.errors import UsageError
 from paasta_lite.event_log import Event, EventQuery, EventTail
+from paasta_lite.instance_status import KubeReader
 from paasta_lite.naming import namespace_for
 from paasta_lite.pod_logs import FollowState, LogLine, PodLogSource, StreamKey
 from paasta_lite.system_config import SystemConfig, load_system_config
@@ -42,23 +42,6 @@ ALIASES = {"app_output": POD_COMPONENTS}
 DEPLOY_COLOUR = "\x1b[36m"
 RESET = "\x1b[0m"
 EXIT_INTERRUPTED = 130
-
-
-class PodLogApi(Protocol):
-    """The part of `kube_client.KubeClient` `paasta logs` uses."""
-
-    def list_pods(self, namespace: str, selector: str | None = None) -> list[dict[str, Any]]: ...
-
-    def read_pod_log(
-        self,
-        namespace: str,
-        pod: str,
-        *,
-        container: str | None = None,
-        tail_lines: int | None = None,
-        since_seconds: int | None = None,
-        timestamps: bool = True,
-    ) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -114,13 +97,6 @@ def parse_components(text: str) -> frozenset[str]:
     return frozenset(wanted)
 
 
-def wants_colour(mode: str, *, isatty: bool, no_colour_env: str | None) -> bool:
-    """``--color auto`` colours only a terminal, and never when ``NO_COLOR`` is set non-empty."""
-    if mode == "always":
-        return True
-    return mode == "auto" and isatty and not no_colour_env
-
-
 # --- formatting (pure) --------------------------------------------------------------------------
 
 
@@ -171,7 +147,7 @@ def pod_selectors(service: str, instances: Sequence[str]) -> list[str]:
     return [f"{labels.SERVICE}={service}"]
 
 
-def list_sources(api: PodLogApi, request: LogsRequest) -> list[PodLogSource]:
+def list_sources(api: KubeReader, request: LogsRequest) -> list[PodLogSource]:
     """Every pod of the instance(s), oldest name first, each once."""
     namespace = namespace_for(request.service)
     pods: dict[str, PodLogSource] = {}
@@ -183,7 +159,7 @@ def list_sources(api: PodLogApi, request: LogsRequest) -> list[PodLogSource]:
 
 
 def _reader(
-    api: PodLogApi, request: LogsRequest, key: StreamKey, since_seconds: int | None
+    api: KubeReader, request: LogsRequest, key: StreamKey, since_seconds: int | None
 ) -> Callable[[int | None], list[LogLine]]:
     namespace = namespace_for(request.service)
 
@@ -208,7 +184,7 @@ def since_seconds(since: datetime | None, now: datetime) -> int | None:
     return max(1, math.ceil((now - since).total_seconds()))
 
 
-def read_pod_history(api: PodLogApi, request: LogsRequest) -> tuple[FollowState, list[LogLine]]:
+def read_pod_history(api: KubeReader, request: LogsRequest) -> tuple[FollowState, list[LogLine]]:
     """The initial read: each container's last ``lines`` (since ``--since``), merged."""
     state, added, _ = FollowState().track(list_sources(api, request))
     seconds = since_seconds(request.since, datetime.now(timezone.utc))
@@ -223,7 +199,7 @@ def read_pod_history(api: PodLogApi, request: LogsRequest) -> tuple[FollowState,
     return state, pod_logs.last_lines(pod_logs.merge_lines(streams), request.lines)
 
 
-def poll_pods(api: PodLogApi, request: LogsRequest, state: FollowState) -> tuple[FollowState, list[LogLine]]:
+def poll_pods(api: KubeReader, request: LogsRequest, state: FollowState) -> tuple[FollowState, list[LogLine]]:
     """One follow round: re-list pods, read what is new in every live container, merge."""
     state, _, _ = state.track(list_sources(api, request))
     streams = []
@@ -246,14 +222,14 @@ def _event_query(request: LogsRequest) -> EventQuery:
     )
 
 
-def _connect() -> PodLogApi:
+def _connect() -> KubeReader:
     from paasta_lite.kube_client import KubeClient  # lazy: imports the kubernetes package
 
     return KubeClient(timeout=30.0)
 
 
 def show_history(
-    request: LogsRequest, system: SystemConfig, api: PodLogApi | None
+    request: LogsRequest, system: SystemConfig, api: KubeReader | None
 ) -> tuple[FollowState, EventTail | None]:
     """Print the past lines; return what following needs to continue from there."""
     state, pod_part, tail = FollowState(), [], None
@@ -278,7 +254,7 @@ def show_history(
 
 def follow(
     request: LogsRequest,
-    api: PodLogApi | None,
+    api: KubeReader | None,
     state: FollowState,
     tail: EventTail | None,
     *,
@@ -333,15 +309,7 @@ def _warn_components(components: frozenset[str]) -> None:
     show_default=True,
     help="Comma-separated: stdout, stderr (container output; app_output = both), deploy (events).",
 )
-@click.option(
-    "--color",
-    "--colour",
-    "colour_mode",
-    type=click.Choice(["auto", "always", "never"]),
-    default="auto",
-    show_default=True,
-    help="Colour pods and components (auto: only on a terminal, never with NO_COLOR).",
-)
+@colour_option
 @click.option("--poll-interval", type=click.FloatRange(min=0.05), default=1.0, hidden=True)
 @click.pass_context
 def logs(
@@ -365,9 +333,7 @@ def logs(
         components=parse_components(components),
         lines=lines if lines is not None else (None if since else DEFAULT_LINES),
         since=_parse_since(since),
-        colour=wants_colour(
-            colour_mode, isatty=sys.stdout.isatty(), no_colour_env=os.environ.get("NO_COLOR")
-        ),
+        colour=stdout_wants_colour(colour_mode),
     )
     _warn_components(request.components)
     try:

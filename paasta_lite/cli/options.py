@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -55,3 +57,28 @@ def verbose_option(function: F) -> F:
     return click.option("-v", "--verbose", "verbose", count=True, help="More output; repeat for more.")(
         function
     )
+
+
+def colour_option(function: F) -> F:
+    """`--color/--colour auto|always|never`, as parameter `colour_mode`."""
+    return click.option(
+        "--color",
+        "--colour",
+        "colour_mode",
+        type=click.Choice(["auto", "always", "never"]),
+        default="auto",
+        show_default=True,
+        help="Colour the output (auto: only on a terminal, and never when NO_COLOR is set).",
+    )(function)
+
+
+def wants_colour(mode: str, *, isatty: bool, no_colour_env: str | None) -> bool:
+    """``auto`` colours only a terminal, and never when ``NO_COLOR`` is set non-empty."""
+    if mode == "always":
+        return True
+    return mode == "auto" and isatty and not no_colour_env
+
+
+def stdout_wants_colour(mode: str) -> bool:
+    """`wants_colour` for this process's stdout and environment."""
+    return wants_colour(mode, isatty=sys.stdout.isatty(), no_colour_env=os.environ.get("NO_COLOR"))

@@ -11,9 +11,7 @@ instance is healthy or intentionally stopped, 1 otherwise. Colour only on a term
 from __future__ import annotations
 
 import json
-import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +21,13 @@ from typing import Any
 import click
 
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
-from paasta_lite.cli.options import service_option, soa_dir_option, verbose_option
+from paasta_lite.cli.options import (
+    colour_option,
+    service_option,
+    soa_dir_option,
+    stdout_wants_colour,
+    verbose_option,
+)
 from paasta_lite.errors import PaastaLiteError, UsageError
 from paasta_lite.health import InstanceHealth, State
 from paasta_lite.instance_config import InstanceConfig
@@ -283,12 +287,6 @@ def _event_and_log_lines(status: InstanceStatus, *, now: float) -> list[str]:
     return lines
 
 
-def use_colour(choice: str) -> bool:
-    if choice != "auto":
-        return choice == "always"
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-
 def load_service(soa_dir: str, name: str) -> ServiceConfig:
     soa = SoaDir(soa_dir)
     if name not in soa.list_services():
@@ -310,14 +308,7 @@ def load_service(soa_dir: str, name: str) -> ServiceConfig:
     default=None,
     help="Seconds to wait for each cluster (default: api_client_timeout, 30).",
 )
-@click.option(
-    "--color",
-    "color",
-    type=click.Choice(["auto", "always", "never"]),
-    default="auto",
-    show_default=True,
-    help="Colour output (auto: on a terminal unless NO_COLOR is set).",
-)
+@colour_option
 @click.pass_context
 def status(
     ctx: click.Context,
@@ -329,7 +320,7 @@ def status(
     verbose: int,
     output: str,
     timeout: float | None,
-    color: str,
+    colour_mode: str,
 ) -> None:
     """Show what is running for a service: version, state, health, and why when unhealthy."""
     system = load_system_config(missing_ok=True)
@@ -342,7 +333,7 @@ def status(
     if output == "json":
         click.echo(json.dumps(json_report(outcomes), indent=2, sort_keys=True))
     else:
-        colour = use_colour(color)
+        colour = stdout_wants_colour(colour_mode)
 
         def style(text: str, **kwargs: Any) -> str:
             return click.style(text, **kwargs) if colour else text
