@@ -30,8 +30,32 @@ COMMANDS: dict[str, str] = {
 }
 
 
+#: One line per command for `paasta --help`, so listing them imports none of their modules
+#: (tests/test_cli_help.py keeps each line equal to its command's own short help).
+SUMMARIES: dict[str, str] = {
+    "get-latest-deployment": "Print the git sha deployed to a deploy group.",
+    "info": "Describe a service from its soa-configs: metadata, pipeline, instances per cluster.",
+    "list": "List the services in the soa dir (or their instances with -i).",
+    "list-clusters": "List every cluster any service has a kubernetes-<cluster>.yaml for.",
+    "logs": "Show a service's container output and deploy events, merged in time order.",
+    "mark-for-deployment": "Deploy COMMIT to a deploy group by pushing a deploy tag.",
+    "render": "Print the Namespace and Deployment(s) setup_kubernetes_job would apply.",
+    "restart": "Restart instances (replace every pod) by pushing a fresh start tag.",
+    "start": "Start instances (undo a stop) by pushing a start tag on the deployed sha.",
+    "status": "Show what is running for a service: version, state, health, and why when not.",
+    "stop": "Stop instances (0 replicas) by pushing a stop tag on the deployed sha.",
+    "validate": "Check soa-configs the way every paasta_lite command loads them.",
+    "wait-for-deployment": "Wait until every instance of a deploy group runs COMMIT.",
+}
+
+
 class LazyGroup(PaastaGroup):
-    """A group whose subcommands are imported only when listed or invoked."""
+    """A group whose subcommands are imported only when invoked (listing uses `SUMMARIES`)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUMMARIES.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
