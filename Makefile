@@ -54,8 +54,10 @@ lint: dev ## ruff and mypy
 	$(BIN)/mypy
 
 .PHONY: bench
-bench: dev ## Benchmarks (numbers go into the closing notes)
+bench: dev ## Benchmarks: config load, render, reconcile against the fake API server
 	$(BIN)/python bench/bench_config.py
+	$(BIN)/python bench/bench_render.py
+	$(BIN)/python bench/bench_reconcile.py
 
 .PHONY: playground-configs
 playground-configs: dev ## Create etc_paasta_playground/ and soa_config_playground/ from templates (if missing)
