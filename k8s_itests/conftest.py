@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from itest_world import ImageLoader, World
+from itest_world import ImageLoader, World, get_json, wait_for
 
 PROBE_TIMEOUT_S = 5.0
 NEEDED_MODULES = {
@@ -153,5 +155,30 @@ def world(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
     finally:
         if os.environ.get("ITEST_KEEP") != "1":
             delete_namespace(created.namespace)
-        if request.node in _failed_step or os.environ.get("ITEST_SHOW_LOG") == "1":
-            print("\n---- commands run by this world ----\n" + "\n".join(created.log[-30:]))
+        show_all = os.environ.get("ITEST_SHOW_LOG") == "1"
+        if show_all or request.node in _failed_step:
+            shown = created.log if show_all else created.log[-30:]
+            print("\n---- commands run by this world ----\n" + "\n".join(shown))
+
+
+@pytest.fixture(scope="class")
+def api(world: World) -> Iterator[str]:
+    """`paasta_api` for the world's cluster on a free local port; yields its base URL (…/v1)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([*world.module("paasta_lite.paasta_api"), "--port", str(port),
+                                "-d", str(world.soa), "-c", world.cluster], env=world.env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_for("the API to answer /v1/version",
+                 lambda: process.poll() is None and get_json(f"{base}/version"), timeout=30, interval=0.5)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,14 +55,29 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT_
         time.sleep(interval)
 
 
-def instances_yaml(env_value: str = "one", *, canary: bool = True) -> dict[str, Any]:
-    """The world's instances: an HTTP main, a worker with a cmd health check, and a canary."""
+def get_json(url: str) -> dict[str, Any] | None:
+    """GET a JSON document; None when the server does not answer or answers an error."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+    except (OSError, ValueError):  # URLError/HTTPError are OSErrors
+        return None
+
+
+def instances_yaml(env_value: str = "one", *, canary: bool = True, main_grace_s: int = 2) -> dict[str, Any]:
+    """The world's instances: an HTTP main, a worker with a cmd health check, and a canary.
+
+    `main_grace_s` is main's health check grace period (the probes' initialDelaySeconds): a long
+    one keeps main's new pods not Ready for that long, so a bounce stays in progress (old pods
+    serving) long enough to look at it — on any cluster, without timing luck."""
     env = {"ITEST_VALUE": env_value}
     common: dict[str, Any] = {"deploy_group": DEPLOY_GROUP, "cpus": 0.05, "mem": 64, "env": env}
     http = {"cmd": "python3 /app/server.py", "healthcheck_mode": "http", "healthcheck_uri": "/health",
             "healthcheck_grace_period_seconds": 2, "healthcheck_interval_seconds": 2}
     instances = {
-        "main": {**common, **http, "instances": 2, "bounce_method": "crossover"},
+        "main": {**common, **http, "instances": 2, "bounce_method": "crossover",
+                 "healthcheck_grace_period_seconds": main_grace_s},
         "worker": {**common, "instances": 1, "cmd": "python3 /app/worker.py", "bounce_method": "downthenup",
                    "env": {**env, "HEARTBEAT_INTERVAL_S": "2"},
                    "healthcheck_mode": "cmd", "healthcheck_cmd": "test -f /tmp/worker-heartbeat",
