@@ -28,7 +28,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from paasta_lite import labels
-from paasta_lite.naming import job_id
+from paasta_lite.naming import job_id, label_value
 
 Obj = dict[str, Any]
 
@@ -122,8 +122,15 @@ def quantity(value: Any) -> float | None:
     return number * _SUFFIX.get(suffix, 1)
 
 
+#: Zero values the API server leaves out of what it returns (Go `omitempty`): a field we render as
+#: 0, false, "" or [] comes back absent, and must not read as "edited by hand".
+_EMPTY_VALUES: tuple[Any, ...] = (0, False, "", [], {})
+
+
 def _same_leaf(desired: Any, live: Any, path: str) -> bool:
     if desired == live:
+        return True
+    if live is None and any(desired == empty and type(desired) is type(empty) for empty in _EMPTY_VALUES):
         return True
     if ".resources." in f"{path}.":
         wanted, got = quantity(desired), quantity(live)
@@ -189,7 +196,8 @@ def update_reasons(app: DesiredApp, live: Obj) -> list[str]:
     if live_sha != desired_sha:
         reasons.append(f"git sha {(live_sha or 'none')[:8]} -> {(desired_sha or 'none')[:8]}")
     live_replicas = (live.get("spec") or {}).get("replicas")
-    if not app.autoscaled and live_replicas != app.replicas:
+    if live_replicas != app.replicas and (not app.autoscaled or 0 in (live_replicas, app.replicas)):
+        # Autoscaled apps keep their live count, except to stop (0) and to start again from 0.
         reasons.append(f"replicas {live_replicas} -> {app.replicas}")
     if not reasons:
         edited = first_difference(owned_fields(app.deployment), live)
@@ -214,7 +222,7 @@ def update_body(app: DesiredApp, live: Obj) -> Obj:
     metadata["resourceVersion"] = (live.get("metadata") or {}).get("resourceVersion")
     body["metadata"] = metadata
     live_replicas = (live.get("spec") or {}).get("replicas")
-    if app.autoscaled and isinstance(live_replicas, int):
+    if app.autoscaled and isinstance(live_replicas, int) and 0 not in (live_replicas, app.replicas):
         body["spec"] = {**body["spec"], "replicas": live_replicas}
     return body
 
@@ -331,11 +339,12 @@ def plan_cleanup(live: Iterable[Obj], configured: Configured, *, kill_threshold:
         if not service or not instance:
             warnings.append(f"{where}: managed but without service/instance labels; not touched")
             continue
-        groups.add((service, instance))
         obj_cluster = _label(obj, labels.CLUSTER)
-        if obj_cluster and obj_cluster != configured.cluster:
+        if obj_cluster and obj_cluster != label_value(configured.cluster):
             kept.append((where, f"belongs to cluster {obj_cluster}"))
-        elif service in configured.unreadable_services:
+            continue  # not ours: it must not dilute the kill threshold either
+        groups.add((service, instance))
+        if service in configured.unreadable_services:
             kept.append((where, f"service {service} failed to load; keeping its apps"))
         else:
             reason = _cleanup_verdict(obj, configured, live_keys)

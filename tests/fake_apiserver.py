@@ -50,7 +50,51 @@ from urllib.parse import parse_qs, urlsplit
 Obj = dict[str, Any]
 
 
+
+#: Fields the real API server leaves out when they hold their zero value (Go `omitempty`).
+OMITTED_WHEN_EMPTY = frozenset(
+    {"minReadySeconds", "readOnly", "initialDelaySeconds", "args", "command", "value", "privileged"}
+)
+_BINARY = (("Ei", 2**60), ("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10))
+
+
+def _canonical_quantity(value: Any) -> Any:
+    """What the real server returns for a quantity: `1024Mi` -> `1Gi`, `1000m` -> `1`."""
+    if not isinstance(value, str):
+        return value
+    if value.endswith("m") and value[:-1].isdigit() and int(value[:-1]) % 1000 == 0:
+        return str(int(value[:-1]) // 1000)
+    for suffix, factor in _BINARY[::-1]:
+        if value.endswith(suffix) and value[: -len(suffix)].isdigit():
+            number = int(value[: -len(suffix)]) * factor
+            for bigger, big_factor in _BINARY:
+                if number % big_factor == 0:
+                    return f"{number // big_factor}{bigger}"
+    return value
+
+
+def as_served(obj: Any) -> Any:
+    """Rewrite `obj` in place the way the real API server stores and returns it: zero-valued
+    omitempty fields dropped, resource quantities in canonical form. Without this, a client that
+    compares what it sent with what it reads back would pass here and flap on a real cluster."""
+    if isinstance(obj, dict):
+        for key in list(obj):
+            value = obj[key]
+            if key in OMITTED_WHEN_EMPTY and value in (0, False, "", []) and not isinstance(value, dict):
+                del obj[key]
+            elif key in ("requests", "limits") and isinstance(value, dict):
+                obj[key] = {name: _canonical_quantity(v) for name, v in value.items()}
+            else:
+                as_served(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            as_served(item)
+    return obj
+
+
 @dataclass(frozen=True)
+
+
 class Resource:
     plural: str
     kind: str
@@ -176,6 +220,7 @@ class FakeCluster:
 
     def _finish(self, res: Resource, obj: Obj, *, namespace: str) -> Obj:
         """Fill the fields the server owns on a new object."""
+        as_served(obj)
         meta = obj.setdefault("metadata", {})
         if res.namespaced:
             meta["namespace"] = namespace
@@ -301,7 +346,7 @@ class FakeCluster:
         return copy.deepcopy(new)
 
     def _merge_update(self, res: Resource, old: Obj, body: Obj) -> Obj:
-        new = copy.deepcopy(body)
+        new = as_served(copy.deepcopy(body))
         meta, old_meta = new["metadata"], old["metadata"]
         for key in ("uid", "creationTimestamp", "generation", "namespace", "deletionTimestamp"):
             if key in old_meta:

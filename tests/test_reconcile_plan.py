@@ -228,3 +228,36 @@ def test_kill_threshold_and_force() -> None:
     assert plan_cleanup(live, CONFIGURED, kill_threshold=0.7, force=False).decision is CleanupDecision.PROCEED
     forced = plan_cleanup(live, CONFIGURED, kill_threshold=0.5, force=True)
     assert forced.decision is CleanupDecision.PROCEED and len(forced.delete) == 2
+
+
+def test_stop_and_start_reach_autoscaled_apps() -> None:
+    running = live_of(App(autoscaled=True), spec__replicas=3)
+    stop = only_step(plan_setup([App(autoscaled=True, replicas=0)], [running]))
+    assert stop.action is Action.UPDATE and stop.body["spec"]["replicas"] == 0
+    stopped = live_of(App(autoscaled=True), spec__replicas=0)
+    start = only_step(plan_setup([App(autoscaled=True, replicas=1)], [stopped]))
+    assert start.action is Action.UPDATE and start.body["spec"]["replicas"] == 1
+
+
+def test_fields_the_server_omits_when_empty_are_not_hand_edits() -> None:
+    wanted = App()
+    desired = wanted.deployment
+    desired["spec"]["minReadySeconds"] = 0
+    desired["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "EMPTY", "value": ""}]
+
+    class Zeroes(App):
+        @property
+        def deployment(self) -> Obj:
+            return copy.deepcopy(desired)
+
+    served = live_of(wanted)
+    served["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "EMPTY"}]
+    assert only_step(plan_setup([Zeroes()], [served])).action is Action.UNCHANGED
+
+
+def test_other_clusters_apps_do_not_dilute_the_kill_threshold() -> None:
+    live = [managed("old1", "main"), managed("web", "main")] + [
+        managed(f"elsewhere{i}", "main", cluster="c2") for i in range(10)
+    ]
+    refused = plan_cleanup(live, CONFIGURED, kill_threshold=0.4, force=False)
+    assert refused.decision is CleanupDecision.REFUSED and "1 of 2 managed apps" in refused.message
