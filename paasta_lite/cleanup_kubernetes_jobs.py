@@ -22,11 +22,12 @@ import click
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import cluster_option, soa_dir_option, verbose_option
 from paasta_lite.errors import ConfigError, PaastaLiteError
+from paasta_lite.event_log import log_event
 from paasta_lite.kube_client import KubeClient
 from paasta_lite.kube_errors import KubeError
 from paasta_lite.reconcile_plan import CleanupDecision, CleanupPlan, Configured, configured_from, plan_cleanup
 from paasta_lite.soa_config import SoaDir
-from paasta_lite.system_config import load_system_config
+from paasta_lite.system_config import SystemConfig, load_system_config
 
 
 class CleanupRefused(PaastaLiteError):
@@ -47,6 +48,9 @@ def load_configured(soa: SoaDir, cluster: str) -> Configured:
         valid = service.instances.get(cluster, {})
         triples += [(name, instance, config.namespace) for instance, config in valid.items()]
         triples += [(name, instance, None) for instance in service.invalid_instances.get(cluster, {})]
+    for name, error in sorted(loaded.errors.items()):
+        click.echo(f"warning: service {name} cannot be loaded, so none of its apps is deleted: "
+                   f"{error.problems[0]}", err=True)
     return configured_from(cluster, triples, unreadable_services=loaded.errors.keys())
 
 
@@ -58,7 +62,9 @@ def report_plan(plan: CleanupPlan, *, verbose: int) -> None:
             click.echo(f"kept {where}: {why}")
 
 
-def delete_all(plan: CleanupPlan, client: KubeClient, *, dry_run: bool) -> tuple[int, int]:
+def delete_all(
+    plan: CleanupPlan, client: KubeClient, *, dry_run: bool, system: SystemConfig, cluster: str
+) -> tuple[int, int]:
     """Delete (or list, with ``dry_run``) every victim; returns (deleted, failed)."""
     deleted = failed = 0
     for victim in plan.delete:
@@ -70,11 +76,17 @@ def delete_all(plan: CleanupPlan, client: KubeClient, *, dry_run: bool) -> tuple
         try:
             client.delete_deployment(victim.namespace, victim.name)
         except KubeError as error:
-            click.echo(f"failed to delete {where}: {error}", err=True)
+            message = f"failed to delete {where}: {error}"
+            click.echo(message, err=True)
             failed += 1
-            continue
-        click.echo(f"deleted {where}: {victim.reason}")
-        deleted += 1
+        else:
+            message = f"deleted {where}: {victim.reason}"
+            click.echo(message)
+            deleted += 1
+        service, _, instance = victim.job_id.partition(".")
+        log_event(system, service=service, instance=instance or None, cluster=cluster,
+                  level="error" if message.startswith("failed") else "event",
+                  message=f"cleanup_kubernetes_jobs: {message}")
     return deleted, failed
 
 
@@ -99,11 +111,11 @@ def cleanup_kubernetes_jobs(ctx: click.Context, soa_dir: str, cluster: str | Non
         report_plan(plan, verbose=verbose)
         if plan.decision is CleanupDecision.REFUSED:
             raise CleanupRefused(plan.message)
-        deleted, failed = delete_all(plan, client, dry_run=dry_run)
+        deleted, failed = delete_all(plan, client, dry_run=dry_run, system=system, cluster=cluster_name)
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{'dry run: ' if dry_run else ''}cluster {cluster_name}: {deleted} {verb}, {failed} failed, "
                f"{len(plan.kept)} kept, {plan.managed_apps} managed apps")
-    ctx.exit(1 if failed else 0)
+    ctx.exit(1 if failed or configured.unreadable_services else 0)
 
 
 def main() -> None:

@@ -27,11 +27,13 @@ from typing import Any
 import click
 import yaml
 
+from paasta_lite import labels
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import cluster_option, soa_dir_option, verbose_option
 from paasta_lite.errors import ConfigError, NotDeployedError, PaastaLiteError
+from paasta_lite.event_log import log_event
 from paasta_lite.kube_client import KubeClient
-from paasta_lite.kube_errors import KubeError
+from paasta_lite.kube_errors import AlreadyExists, KubeError
 from paasta_lite.naming import job_id, split_job_id
 from paasta_lite.reconcile_plan import Action, SetupPlan, Step, owned_view, plan_setup
 from paasta_lite.render import RenderedApp, render_service_instances
@@ -121,13 +123,35 @@ def _write(step: Step, client: KubeClient) -> Step:
     assert step.body is not None
     try:
         if step.action is Action.CREATE:
-            client.create_deployment(step.namespace, step.body)
+            try:
+                client.create_deployment(step.namespace, step.body)
+            except AlreadyExists:
+                # A retried create whose first attempt landed (the answer was lost): fine if the
+                # object now there is ours, by config hash; anything else is a real conflict.
+                live = client.get_deployment(step.namespace, step.name)
+                if _hash_of(live) is None or _hash_of(live) != _hash_of(step.body):
+                    raise
         else:
             client.replace_deployment(step.namespace, step.name, step.body)
     except KubeError as error:
         verb = "create" if step.action is Action.CREATE else "update"
         return replace(step, action=Action.FAILED, reasons=(f"{verb} refused by the API: {error}",))
     return step
+
+
+def _hash_of(obj: Obj) -> str | None:
+    value = ((obj.get("metadata") or {}).get("labels") or {}).get(labels.CONFIG_SHA)
+    return str(value) if value else None
+
+
+def log_step(system: SystemConfig, cluster: str, step: Step) -> None:
+    """Record what the reconciler did in the service's deploy event log (`paasta logs -C deploy`)."""
+    if step.action not in (Action.CREATE, Action.UPDATE, Action.FAILED):
+        return
+    service, _, instance = step.job_id.partition(".")
+    log_event(system, service=service, instance=instance or None, cluster=cluster,
+              level="error" if step.action is Action.FAILED else "event",
+              message=f"setup_kubernetes_job: {step_line(step, dry_run=False)}")
 
 
 # --------------------------------------------------------------------------- output
@@ -196,6 +220,7 @@ def setup_kubernetes_job(ctx: click.Context, soa_dir: str, cluster: str | None, 
             report(step, dry_run=dry_run, verbose=verbose)
             if not dry_run:
                 outcomes.append(step)
+                log_step(system, cluster_name, step)
     if dry_run and plan.namespaces:
         click.echo(f"would create namespaces: {', '.join(plan.namespaces)}")
     click.echo(summary(outcomes, cluster_name, dry_run=dry_run))

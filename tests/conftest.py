@@ -26,6 +26,16 @@ class FakeApi:
     client: KubeClient
 
 
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own HOME, so the default deploy event log (~/.paasta_lite/logs) and
+    anything else under ~ never touches the real one."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def fake_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
     server = FakeApiServer(follow_linger=0.3).start()

@@ -154,7 +154,8 @@ def test_service_that_fails_to_load_keeps_its_apps(fake_api: FakeApi, deployed: 
                                                    env: dict[str, str]) -> None:
     (deployed / "beta" / f"kubernetes-{CLUSTER}.yaml").write_text("main: [unclosed\n")
     result = cleanup(deployed, env, "-v", "--force")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a cron run must not hide a broken service
+    assert "warning: service beta cannot be loaded, so none of its apps is deleted" in result.stderr
     assert "kept paastasvc-beta/beta-main: service beta failed to load; keeping its apps" in result.stdout
     assert len(names(fake_api)) == 4
 
@@ -187,3 +188,14 @@ def test_runs_as_a_module() -> None:
     done = subprocess.run([sys.executable, "-m", "paasta_lite.cleanup_kubernetes_jobs", "--help"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "--kill-threshold" in done.stdout
+
+
+def test_deletions_are_recorded_in_the_deploy_log(fake_api: FakeApi, deployed: Path, env: dict[str, str],
+                                                 private_home: Path) -> None:
+    shutil.rmtree(deployed / "delta")
+    assert cleanup(deployed, env).exit_code == 0
+    log = private_home / ".paasta_lite" / "logs" / "delta" / "deploy.jsonl"
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    (event,) = [e for e in events if e["message"].startswith("cleanup_kubernetes_jobs")]
+    assert event["instance"] == "main" and event["cluster"] == CLUSTER
+    assert event["message"].startswith("cleanup_kubernetes_jobs: deleted paastasvc-delta/delta-main")

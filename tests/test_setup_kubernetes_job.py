@@ -224,3 +224,13 @@ def test_runs_as_a_module() -> None:
     done = subprocess.run([sys.executable, "-m", "paasta_lite.setup_kubernetes_job", "--help"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "--dry-run" in done.stdout
+
+
+def test_actions_are_recorded_in_the_deploy_log(run: Any, private_home: Path) -> None:
+    assert run().exit_code == 0
+    log = private_home / ".paasta_lite" / "logs" / "web" / "deploy.jsonl"
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {(e["instance"], e["level"]) for e in events} == {("main", "event"), ("canary", "event")}
+    assert all(e["message"].startswith("setup_kubernetes_job: created web.") for e in events)
+    assert run().exit_code == 0  # a no-op run records nothing
+    assert len(log.read_text().splitlines()) == 2
