@@ -24,7 +24,7 @@ from paasta_lite.files import load_yaml_file
 from paasta_lite.health import Desired, InstanceHealth, Observed, Version, assess
 from paasta_lite.instance_config import InstanceConfig
 from paasta_lite.kube_errors import KubeError, NotFound
-from paasta_lite.naming import app_name
+from paasta_lite.naming import app_name, label_value
 from paasta_lite.render import desired_replicas, render_instance
 from paasta_lite.soa_config import ServiceConfig
 from paasta_lite.system_config import SystemConfig
@@ -130,7 +130,16 @@ def desired_for(
     deployments = service.deployments or DeploymentsJson()
     deployed = deployments.version_for(instance.deploy_group)
     control = deployments.control_for(instance.service, instance.cluster, instance.instance)
-    version = Version(deployed.git_sha, config_sha, deployed.image_version) if deployed else None
+    # Compared with label values, so built the way render writes them (odd image versions get hashed).
+    version = (
+        Version(
+            label_value(deployed.git_sha),
+            config_sha,
+            label_value(deployed.image_version) if deployed.image_version else None,
+        )
+        if deployed
+        else None
+    )
     replicas = desired_replicas(instance, Control())
     if instance.is_autoscaled and instance.max_instances is not None and live_replicas is not None:
         replicas = max(replicas, min(live_replicas, instance.max_instances))

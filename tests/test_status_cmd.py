@@ -219,3 +219,24 @@ def test_ages() -> None:
 def test_settled_objects_are_named_as_expected(fake_api: Any) -> None:
     deploy(fake_api.server, "main")
     assert fake_api.server.get_object("deployments", NAMESPACE, app_name(SERVICE, "main"))
+
+
+def test_an_image_version_that_needs_label_cleaning_still_reads_running(
+    env: Path, fake_api: Any, tmp_path: Path
+) -> None:
+    """setup_kubernetes_job writes label-safe values; status must compare with the same form."""
+    from paasta_lite.setup_kubernetes_job import setup_kubernetes_job
+
+    (env / "registry.json").write_text(json.dumps({"docker_registry": "registry.test"}))
+    soa = write_soa(tmp_path, instances={"main": {"instances": 2}})
+    deployments_path = soa / SERVICE / "deployments.json"
+    document = json.loads(deployments_path.read_text())
+    for version in document["v2"]["deployments"].values():
+        version["image_version"] = "-rc1"  # a valid tag suffix, not a valid label value
+    deployments_path.write_text(json.dumps(document))
+    setup = CliRunner().invoke(setup_kubernetes_job, ["-d", str(soa)])
+    assert setup.exit_code == 0, setup.output
+    fake_api.server.settle(NAMESPACE, app_name(SERVICE, "main"))
+    result = run("-s", SERVICE, "-d", str(soa), "-i", "main")
+    assert result.exit_code == 0, result.output
+    assert "State:      Running" in result.output
