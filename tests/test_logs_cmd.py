@@ -289,3 +289,19 @@ def test_registered_in_the_paasta_group(env: dict[str, str], tmp_path: Path) -> 
     result = CliRunner().invoke(cli, ["logs", "-s", SERVICE, "-C", "deploy"])
     assert result.exit_code == 0, result.output
     assert result.stdout == "2024-05-01 12:00:00 [deploy] N/A.N/A: stopped main\n"
+
+
+def test_pods_are_found_in_the_instance_namespace(fake_api: Any, env: dict[str, str], tmp_path: Path) -> None:
+    service_dir = tmp_path / "soa" / SERVICE
+    service_dir.mkdir(parents=True)
+    (service_dir / "kubernetes-kind.yaml").write_text("main:\n  namespace: custom-ns\n")
+    fake_api.server.put_object("pods", {
+        "metadata": {"name": "web-main-x", "namespace": "custom-ns",
+                     "labels": {labels.SERVICE: SERVICE, labels.INSTANCE: "main"}},
+        "spec": {"containers": [{"name": "main", "image": "img"}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "main", **RUNNING}]},
+    })
+    fake_api.server.append_log("custom-ns", "web-main-x", ["from custom"], at=T0)
+    result = run("-i", "main", "-d", str(tmp_path / "soa"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["2024-05-01 12:00:00 [web-main-x] from custom"]

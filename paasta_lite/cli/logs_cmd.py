@@ -27,12 +27,19 @@ import click
 
 from paasta_lite import event_log, labels, pod_logs
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
-from paasta_lite.cli.options import cluster_option, colour_option, service_option, stdout_wants_colour
-from paasta_lite.errors import UsageError
+from paasta_lite.cli.options import (
+    cluster_option,
+    colour_option,
+    service_option,
+    soa_dir_option,
+    stdout_wants_colour,
+)
+from paasta_lite.errors import ConfigError, UsageError
 from paasta_lite.event_log import Event, EventQuery, EventTail
 from paasta_lite.instance_status import KubeReader
 from paasta_lite.naming import namespace_for
 from paasta_lite.pod_logs import FollowState, LogLine, PodLogSource, StreamKey
+from paasta_lite.soa_config import SoaDir
 from paasta_lite.system_config import SystemConfig, load_system_config
 
 DEFAULT_LINES = 100
@@ -55,6 +62,12 @@ class LogsRequest:
     lines: int | None
     since: datetime | None
     colour: bool
+    #: where the pods live: the instances' `namespace` setting, else `paastasvc-<service>`
+    namespace: str = ""
+
+    @property
+    def pod_namespace(self) -> str:
+        return self.namespace or namespace_for(self.service)
 
     @property
     def wants_pods(self) -> bool:
@@ -144,12 +157,12 @@ def timeline(*parts: Sequence[Printed], limit: int | None) -> list[str]:
 def pod_selectors(service: str, instances: Sequence[str]) -> list[str]:
     if instances:
         return [labels.instance_selector(service, instance) for instance in instances]
-    return [f"{labels.SERVICE}={service}"]
+    return [labels.service_selector(service)]
 
 
 def list_sources(api: KubeReader, request: LogsRequest) -> list[PodLogSource]:
     """Every pod of the instance(s), oldest name first, each once."""
-    namespace = namespace_for(request.service)
+    namespace = request.pod_namespace
     pods: dict[str, PodLogSource] = {}
     for selector in pod_selectors(request.service, request.instances):
         for pod in api.list_pods(namespace, selector):
@@ -161,7 +174,7 @@ def list_sources(api: KubeReader, request: LogsRequest) -> list[PodLogSource]:
 def _reader(
     api: KubeReader, request: LogsRequest, key: StreamKey, since_seconds: int | None
 ) -> Callable[[int | None], list[LogLine]]:
-    namespace = namespace_for(request.service)
+    namespace = request.pod_namespace
 
     def read(tail_lines: int | None) -> list[LogLine]:
         text = api.read_pod_log(
@@ -274,7 +287,29 @@ def follow(
 
 def _what(request: LogsRequest) -> str:
     instances = ",".join(request.instances) or "any instance"
-    return f"{request.service} ({instances}) in namespace {namespace_for(request.service)}"
+    return f"{request.service} ({instances}) in namespace {request.pod_namespace}"
+
+
+def configured_namespace(soa_dir: str, service: str, instances: Sequence[str], cluster: str | None) -> str:
+    """The namespace the instances are configured to run in ('' = the service's default one).
+
+    Without readable soa-configs (a laptop without them) the default namespace is the best guess.
+    """
+    try:
+        config = SoaDir(soa_dir).load_service(service, with_deployments=False)
+    except ConfigError:
+        return ""
+    namespaces = {
+        instance.namespace
+        for instance in config.all_instances()
+        if (not instances or instance.instance in instances) and (not cluster or instance.cluster == cluster)
+    }
+    if len(namespaces) > 1:
+        raise UsageError(
+            f"instances of {service} run in several namespaces ({', '.join(sorted(namespaces))}); "
+            "pick instances with -i"
+        )
+    return namespaces.pop() if namespaces else ""
 
 
 def _warn_components(components: frozenset[str]) -> None:
@@ -309,6 +344,7 @@ def _warn_components(components: frozenset[str]) -> None:
     show_default=True,
     help="Comma-separated: stdout, stderr (container output; app_output = both), deploy (events).",
 )
+@soa_dir_option
 @colour_option
 @click.option("--poll-interval", type=click.FloatRange(min=0.05), default=1.0, hidden=True)
 @click.pass_context
@@ -321,12 +357,14 @@ def logs(
     lines: int | None,
     since: str | None,
     components: str,
+    soa_dir: str,
     colour_mode: str,
     poll_interval: float,
 ) -> None:
     """Show a service's container output and deploy events, merged in time order."""
     system = load_system_config(missing_ok=True)
     request = LogsRequest(
+        namespace=configured_namespace(soa_dir, service, split_list(instances), cluster or system.cluster),
         service=service,
         cluster=cluster or system.cluster,
         instances=split_list(instances),
