@@ -193,3 +193,9 @@ def test_list_instances_reports_invalid_instances(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stdout.splitlines() == ["svc.main"]
     assert "broken" in result.stderr and "cpus" in result.stderr
+
+
+def test_validate_unknown_service_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "soa").mkdir()
+    result = run("validate", "-s", "nope", "-d", str(tmp_path / "soa"))
+    assert result.exit_code == 2 and "no service 'nope'" in result.output

@@ -73,6 +73,8 @@ def validate(ctx: click.Context, service: str | None, all_services: bool, soa_di
         soa_dir, service = found
     soa = SoaDir(soa_dir)
     names = soa.list_services() if all_services else [str(service)]
+    if not all_services and str(service) not in soa.list_services():
+        raise UsageError(f"no service '{service}' in {soa_dir}")
     try:
         system = load_system_config(missing_ok=True)
     except (ConfigError, NotConfiguredError) as error:
