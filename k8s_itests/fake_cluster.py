@@ -80,10 +80,12 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--context", default="fake",
+                        help="kube context name; kind-<name> makes it look like a Kind cluster")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with FakeApiServer() as server:
-        server.write_kubeconfig(args.kubeconfig, context="fake")
+        server.write_kubeconfig(args.kubeconfig, context=args.context)
         print(f"fake cluster at {server.url}; kubeconfig {args.kubeconfig}", flush=True)
         first_seen: dict[SpecKey, float] = {}
         logged: set[tuple[str, str]] = set()
