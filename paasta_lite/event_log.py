@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from paasta_lite.errors import NotConfiguredError
+from paasta_lite.timestamps import parse_iso
 
 DEFAULT_DIRECTORY = "~/.paasta_lite/logs"
 DEFAULT_PATH_FORMAT = "{service}/{component}.jsonl"
@@ -74,16 +75,6 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def parse_timestamp(text: str) -> datetime:
-    """Parse an ISO-8601 timestamp (``Z`` accepted, naive read as UTC) into an aware datetime."""
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment
-
-
 def format_event(event: Event) -> str:
     """The JSON line for one event (sorted keys, no trailing newline)."""
     record = {
@@ -112,7 +103,7 @@ def parse_event_line(line: str) -> Event | None:
             component=str(record["component"]),
             level=str(record.get("level", "event")),
             message=str(record.get("message", "")),
-            timestamp=parse_timestamp(str(record["timestamp"])),
+            timestamp=parse_iso(str(record["timestamp"])),
             cluster=str(record.get("cluster") or NOT_APPLICABLE),
             instance=str(record.get("instance") or NOT_APPLICABLE),
         )

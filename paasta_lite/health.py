@@ -31,11 +31,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from paasta_lite import labels
+from paasta_lite.timestamps import parse_iso
 
 JsonDict = Mapping[str, Any]
 
@@ -204,7 +204,7 @@ def parse_time(value: str | None) -> float | None:
     """RFC 3339 timestamp from the API -> epoch seconds (None stays None)."""
     if not value:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return parse_iso(value).timestamp()
 
 
 def assess(observed: Observed, desired: Desired) -> InstanceHealth:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
+from paasta_lite.timestamps import parse_iso
+
 NANOS_PER_SECOND = 1_000_000_000
 
 #: ANSI foreground colours given to pods in turn (no red: it reads as an error).
@@ -140,12 +142,11 @@ def parse_since(text: str, now: datetime) -> datetime:
         seconds = sum(int(n) * _DURATION_UNITS[unit.lower()] for n, unit in _DURATION.findall(stripped))
         return now - timedelta(seconds=seconds)
     try:
-        moment = datetime.fromisoformat(stripped[:-1] + "+00:00" if stripped.endswith("Z") else stripped)
+        return parse_iso(stripped, naive_zone=now.tzinfo or timezone.utc)
     except ValueError:
         raise ValueError(
             f"--since {text!r}: expected a duration such as 10m, 2h30m, 1d, or an ISO-8601 time"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=now.tzinfo or timezone.utc)
 
 
 # --- merging and printing -----------------------------------------------------------------------

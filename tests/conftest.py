@@ -27,11 +27,10 @@ class FakeApi:
 
 
 @pytest.fixture(autouse=True)
-def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own HOME, so the default deploy event log (~/.paasta_lite/logs) and
-    anything else under ~ never touches the real one."""
-    home = tmp_path / "home"
-    home.mkdir()
+def private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own HOME (outside its tmp_path), so the default deploy event log
+    (~/.paasta_lite/logs) and anything else under ~ never touches the real one."""
+    home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     return home
 

@@ -19,11 +19,11 @@ from paasta_lite.event_log import (
     format_timestamp,
     log_event,
     parse_event_line,
-    parse_timestamp,
     read_events,
     reader_config,
     writer_config,
 )
+from paasta_lite.timestamps import parse_iso
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -70,8 +70,8 @@ def test_timestamps_are_utc(tmp_path: Path) -> None:
     assert (
         format_timestamp(datetime(2024, 5, 1, 14, 0, tzinfo=plus_two)) == "2024-05-01T12:00:00.000000+00:00"
     )
-    assert parse_timestamp("2024-05-01T12:00:00Z") == T0
-    assert parse_timestamp("2024-05-01T12:00:00") == T0
+    assert parse_iso("2024-05-01T12:00:00Z") == T0
+    assert parse_iso("2024-05-01T12:00:00") == T0
 
 
 def test_accepts_whole_raw_system_config_and_object_with_log_writer(tmp_path: Path) -> None:
@@ -91,10 +91,9 @@ def test_default_writer_is_a_file_under_home(tmp_path: Path, monkeypatch: pytest
     assert writer_config({}).driver == "file"
 
 
-def test_null_driver_discards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_null_driver_discards(private_home: Path) -> None:
     log_event({"driver": "null"}, service="web", message="m")
-    assert not list(tmp_path.rglob("*"))
+    assert not list(private_home.rglob("*"))
     with pytest.raises(NotConfiguredError, match="null"):
         reader_config({"driver": "null"})
 
