@@ -130,8 +130,10 @@ class TestDeployCycle:
             return found
 
         before = specs()
-        world.setup()
+        result = world.setup()
         assert specs() == before, "a no-op setup run changed a Deployment"
+        # An identical PUT changes neither generation nor spec, so also check that none was sent.
+        assert "0 created, 0 updated, 3 unchanged, 0 failed" in result.stdout, result.stdout
 
     def test_status_reports_every_instance(self, world: World, images: ImageLoader) -> None:
         _, report = world.status()
