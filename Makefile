@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-USER ?= $(shell id -un)
+USER := $(or $(USER),$(shell id -un))
 export USER
 
 # --- playground names and pins (docs/playground.md) ------------------------------------------
