@@ -12,15 +12,13 @@ configured, else the cluster in KUBECONFIG) and is what the wait loop calls.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from paasta_lite import labels
 from paasta_lite.deployments_json import Control, DeploymentsJson
-from paasta_lite.errors import ConfigError, PaastaLiteError
-from paasta_lite.files import load_yaml_file
+from paasta_lite.errors import PaastaLiteError
 from paasta_lite.health import Desired, InstanceHealth, Observed, Version, assess
 from paasta_lite.instance_config import InstanceConfig
 from paasta_lite.kube_errors import KubeError, NotFound
@@ -321,21 +319,7 @@ def kube_from_kubeconfig(*, timeout: float = 30.0) -> tuple[KubeReader, str]:
     from paasta_lite.kube_client import KubeClient
 
     client = KubeClient(timeout=timeout)
-    return client, f"{current_context() or 'kubeconfig'} ({client.host})"
-
-
-def current_context() -> str | None:
-    """The context KUBECONTEXT or the first KUBECONFIG file names (None when unknown)."""
-    if os.environ.get("KUBECONTEXT"):
-        return os.environ["KUBECONTEXT"]
-    paths = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-    path = paths[0] if paths else os.path.expanduser("~/.kube/config")
-    try:
-        data = load_yaml_file(path)
-    except ConfigError:
-        return None
-    context = data.get("current-context") if isinstance(data, dict) else None
-    return str(context) if context else None
+    return client, client.description
 
 
 def versions_summary(versions: Sequence[Any]) -> list[list[Any]]:

@@ -63,11 +63,15 @@ class KubeClient:
                  attempts: int = 4, base_delay: float = 0.2, timeout: float = 30.0) -> None:
         from kubernetes import client  # lazy: see module docstring
 
-        configuration = _load_configuration(kubeconfig, context or os.environ.get("KUBECONTEXT") or None)
+        configuration, self.context = _load_configuration(
+            kubeconfig, context or os.environ.get("KUBECONTEXT") or None
+        )
         configuration.retries = False  # one retry policy: ours (kube_errors.with_retries)
         self._api: Any = client.ApiClient(configuration)
         self._exception_type: Any = client.ApiException
         self.host = str(configuration.host)
+        #: "<context> (<server>)": which cluster this is, for -v output
+        self.description = f"{self.context} ({self.host})"
         self.attempts = attempts
         self.base_delay = base_delay
         self.timeout = timeout
@@ -272,9 +276,9 @@ def _query_value(value: Any) -> str:
     return str(value)
 
 
-def _load_configuration(kubeconfig: str | None, context: str | None) -> Any:
-    """A client `Configuration` from a kubeconfig (explicit, $KUBECONFIG, ~/.kube/config) or,
-    when none exists and none was named, from the in-cluster service account."""
+def _load_configuration(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
+    """A client `Configuration` and the context name, from a kubeconfig (explicit, $KUBECONFIG,
+    ~/.kube/config) or, when none exists and none was named, from the in-cluster service account."""
     from kubernetes import client
     from kubernetes import config as kube_config
 
@@ -286,7 +290,10 @@ def _load_configuration(kubeconfig: str | None, context: str | None) -> Any:
     try:
         config.load_kube_config(config_file=path, context=context,
                                 client_configuration=configuration)
-        return configuration
+        if context is None:
+            _, active = config.list_kube_config_contexts(config_file=path)
+            context = str(active.get("name") or "kubeconfig")
+        return configuration, context
     except config.ConfigException as error:
         kube_error: Exception = error
     except (OSError, ValueError, TypeError) as error:  # unreadable or malformed file
@@ -294,7 +301,7 @@ def _load_configuration(kubeconfig: str | None, context: str | None) -> Any:
     if kubeconfig is None and not os.environ.get("KUBECONFIG"):
         try:
             config.load_incluster_config(client_configuration=configuration)
-            return configuration
+            return configuration, "in-cluster"
         except config.ConfigException:
             pass
     where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
