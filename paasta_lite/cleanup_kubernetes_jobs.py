@@ -42,7 +42,8 @@ def load_configured(soa: SoaDir, cluster: str) -> Configured:
         raise ConfigError.single(
             str(soa.path), "contains no services; refusing to treat an empty soa-configs directory as "
             "'delete every app' (delete apps one by one with kubectl if that is really meant)")
-    loaded = soa.instances_for_cluster(cluster)
+    # deployments.json is not needed to know what is configured (and a torn one must not hide a service)
+    loaded = soa.instances_for_cluster(cluster, with_deployments=False)
     triples: list[tuple[str, str, str | None]] = []
     for name, service in loaded.services.items():
         valid = service.instances.get(cluster, {})

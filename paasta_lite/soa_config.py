@@ -212,13 +212,13 @@ class SoaDir:
         loader = _ServiceLoader(service, directory, with_deployments=with_deployments)
         return loader.load(self.clusters_of(service) if clusters is None else clusters)
 
-    def instances_for_cluster(self, cluster: str) -> ClusterConfig:
+    def instances_for_cluster(self, cluster: str, *, with_deployments: bool = True) -> ClusterConfig:
         """Every service's instances on `cluster`; broken services are collected, not fatal."""
         services: dict[str, ServiceConfig] = {}
         errors: dict[str, ConfigError] = {}
         for name in self.list_services():
             try:
-                service = self.load_service(name, clusters=[cluster])
+                service = self.load_service(name, clusters=[cluster], with_deployments=with_deployments)
             except ConfigError as error:
                 errors[name] = error
                 continue
