@@ -7,6 +7,7 @@ non-zero exit without an error (e.g. `validate` found problems) call ``ctx.exit(
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -17,13 +18,18 @@ CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_
 
 
 def report_error(error: PaastaLiteError) -> int:
-    """Print a user-facing error once, to stderr, and return its exit code."""
+    """Print a user-facing error once, to stderr, and return its exit code.
+
+    Red only on a terminal (click strips styles otherwise) and never when NO_COLOR is set.
+    """
+    colour = False if os.environ.get("NO_COLOR") else None
     if isinstance(error, ConfigError):
-        click.secho(f"error: {len(error.problems)} configuration problem(s):", fg="red", err=True)
+        headline = f"error: {len(error.problems)} configuration problem(s):"
+        click.secho(headline, fg="red", err=True, color=colour)
         for problem in error.problems:
             click.echo(f"  - {problem}", err=True)
     else:
-        click.secho(f"error: {error}", fg="red", err=True)
+        click.secho(f"error: {error}", fg="red", err=True, color=colour)
     return error.exit_code
 
 
