@@ -212,17 +212,6 @@ def load_json_file(path: str | os.PathLike[str]) -> Any:
         raise ConfigError.single(name, "is nested too deeply") from error
 
 
-def _read_umask() -> int:
-    """The process umask. Reading it means setting it, so it is done once, at import (before any
-    thread exists), not on every write."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-_UMASK = _read_umask()
-
-
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write `text` to `path` so readers see the old or the new content, never a torn file.
 
@@ -230,7 +219,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     target; permissions follow the umask (as a plain `open(..., "w")` would).
     """
     target = Path(path)
-    umask = _UMASK
+    umask = os.umask(0)
+    os.umask(umask)
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
