@@ -16,6 +16,7 @@ import getpass
 import hashlib
 import logging
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,20 @@ def record_endpoint(directory: str | os.PathLike[str], cluster: str, url: str) -
     return path
 
 
+def forget_endpoint(directory: str | os.PathLike[str], cluster: str, url: str) -> None:
+    """Remove ``api_endpoints[cluster]`` if it is still `url` (a stopped API must not stay listed:
+    `paasta status` would keep asking it instead of reading the cluster directly)."""
+    path = Path(directory) / ENDPOINTS_FILE
+    try:
+        data = load_json_file(path)
+    except ConfigError:
+        return
+    endpoints = data.get("api_endpoints") if isinstance(data, dict) else None
+    if isinstance(endpoints, dict) and endpoints.get(cluster) == url:
+        del endpoints[cluster]
+        atomic_write_text(path, _dump(data))
+
+
 def _dump(data: Any) -> str:
     import json
 
@@ -123,12 +138,19 @@ def main(host: str, port: int | None, threads: int, soa_dir: str, cluster: str |
     )
     server = waitress.create_server(app, sockets=[sock], threads=threads, ident="paasta_lite")
     log.info("paasta_api ready: serving cluster %s from %s at %s%s", cluster, soa_dir, url, recorded)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         server.run()
     except KeyboardInterrupt:
         log.info("paasta_api stopped")
     finally:
         server.close()
+        if recorded:
+            forget_endpoint(system_config_dir(), cluster, url)
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -416,6 +416,8 @@ def test_paasta_api_entry_point(fake_api: Any, tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+    # a stopped API forgets its own endpoint (so status reads the cluster directly) and no other
+    assert json.loads((etc / "api_endpoints.json").read_text())["api_endpoints"] == {"elsewhere": "http://e:1"}
 
 
 def test_config_only_change_reads_pending_until_applied(fake_api: Any, tmp_path: Path) -> None:
