@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fake_apiserver import FakeApiServer
+from git_builders import GitRepos
 
 from paasta_lite.kube_client import KubeClient
 
@@ -24,6 +25,12 @@ class FakeApi:
     server: FakeApiServer
     kubeconfig: str
     client: KubeClient
+
+
+@pytest.fixture
+def repos(tmp_path: Path) -> GitRepos:
+    """A bare git "remote" and a working clone (see git_builders.py)."""
+    return GitRepos(tmp_path)
 
 
 @pytest.fixture(autouse=True)

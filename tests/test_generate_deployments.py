@@ -21,64 +21,18 @@ import textwrap
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from test_git_remote import GitRepos, git
+from git_builders import SERVICE, GitRepos, Soa, git
 
 from paasta_lite import git_remote
 from paasta_lite.generate_deployments_for_service import deployments_from_refs, generate, main
 from paasta_lite.git_tags import deploy_tag_name, format_timestamp
 
-SERVICE = "svc"
 IMAGE = "services-svc:paasta-"
 START = {"desired_state": "start", "force_bounce": None}
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class Soa:
-    """A soa-configs dir with one service whose git_url is the test repository."""
-
-    def __init__(self, root: Path, git_url: str | None) -> None:
-        self.dir = root / "soa"
-        self.service_dir = self.dir / SERVICE
-        self.service_dir.mkdir(parents=True)
-        service_yaml = f"git_url: {git_url}\n" if git_url else "description: no git url\n"
-        (self.service_dir / "service.yaml").write_text(service_yaml)
-        (self.service_dir / "deploy.yaml").write_text(
-            textwrap.dedent(
-                """\
-                pipeline:
-                - step: itest
-                - step: prod.canary
-                - step: prod.main
-                - step: never.deployed
-                """
-            )
-        )
-        (self.service_dir / "kubernetes-c1.yaml").write_text(
-            textwrap.dedent(
-                """\
-                canary: {deploy_group: prod.canary}
-                main: {deploy_group: prod.main, instances: 3}
-                solo: {}
-                """
-            )
-        )
-
-    @property
-    def deployments_path(self) -> Path:
-        return self.service_dir / "deployments.json"
-
-    def deployments(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.deployments_path.read_text())["v2"]
-        return data
-
-
-@pytest.fixture
-def repos(tmp_path: Path) -> GitRepos:
-    return GitRepos(tmp_path)
 
 
 @pytest.fixture

@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from git_builders import GitRepos
 
 from paasta_lite.git_remote import (
     CommitNotFoundError,
@@ -35,74 +35,6 @@ from paasta_lite.git_remote import (
     parse_ls_remote,
     resolve_from_refs,
 )
-
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, capture_output=True, text=True, check=True)
-    return result.stdout.strip()
-
-
-class GitRepos:
-    """A bare repository (the service's "remote") and a clone to make commits in."""
-
-    def __init__(self, root: Path) -> None:
-        self.remote = root / "remote.git"
-        self.work = root / "work"
-        git("init", "--quiet", "--bare", "--initial-branch=main", str(self.remote))
-        git("clone", "--quiet", str(self.remote), str(self.work))
-        git("checkout", "--quiet", "-b", "main", cwd=self.work)
-        self.commits: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return str(self.remote)
-
-    def commit(self, message: str = "change", *, push: bool = True) -> str:
-        (self.work / "file.txt").write_text(f"{message} {len(self.commits)}\n")
-        git("add", "file.txt", cwd=self.work)
-        git("commit", "--quiet", "-m", message, cwd=self.work)
-        sha = git("rev-parse", "HEAD", cwd=self.work)
-        if push:
-            git("push", "--quiet", "origin", "main", cwd=self.work)
-        self.commits.append(sha)
-        return sha
-
-    def tag(self, name: str, sha: str, *, annotated: bool = False) -> None:
-        """Create a tag directly in the remote (as another user's push would)."""
-        args = ["tag", "-a", "-m", "msg", name, sha] if annotated else ["tag", name, sha]
-        git(*args, cwd=self.remote)
-
-    def remote_tags(self) -> dict[str, str]:
-        out = git("for-each-ref", "--format=%(refname) %(objectname)", "refs/tags", cwd=self.remote)
-        return dict(line.split(" ") for line in out.splitlines() if line)
-
-    def reject_pushes(self, times: int) -> Path:
-        """Install a pre-receive hook that refuses the next ``times`` pushes; returns its counter."""
-        counter = self.remote.parent / "rejections"
-        counter.write_text("0")
-        hook = self.remote / "hooks" / "pre-receive"
-        hook.write_text(
-            "#!/bin/sh\n"
-            f'n=$(cat "{counter}"); echo $((n + 1)) > "{counter}"\n'
-            f'if [ "$n" -lt {times} ]; then echo "busy, try again" >&2; exit 1; fi\n'
-        )
-        hook.chmod(0o755)
-        return counter
-
-
-@pytest.fixture
-def repos(tmp_path: Path) -> GitRepos:
-    return GitRepos(tmp_path)
 
 
 def test_list_refs_local_path_and_file_url(repos: GitRepos) -> None:

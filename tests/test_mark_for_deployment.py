@@ -23,8 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from test_generate_deployments import SERVICE, Soa
-from test_git_remote import GitRepos
+from git_builders import SERVICE, GitRepos, Soa
 
 from paasta_lite.cli.main import cli
 from paasta_lite.cli.mark_for_deployment_cmd import (
@@ -41,11 +40,6 @@ from paasta_lite.soa_config import SoaDir
 from paasta_lite.system_config import load_system_config
 
 CLUSTER = "c1"
-
-
-@pytest.fixture
-def repos(tmp_path: Path) -> GitRepos:
-    return GitRepos(tmp_path)
 
 
 @pytest.fixture

@@ -16,16 +16,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from test_generate_deployments import SERVICE, Soa
-from test_git_remote import GitRepos
+from git_builders import SERVICE, GitRepos, Soa
 
 from paasta_lite.cli.main import cli
 from paasta_lite.generate_deployments_for_service import generate
-
-
-@pytest.fixture
-def repos(tmp_path: Path) -> GitRepos:
-    return GitRepos(tmp_path)
 
 
 @pytest.fixture
