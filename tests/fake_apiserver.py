@@ -183,6 +183,7 @@ class _Fault:
     message: str = ""
     retry_after: float | None = None
     delay: float = 0.0
+    after: bool = False  # perform the request, then answer with the failure (a lost answer)
 
 
 @dataclass
@@ -852,6 +853,14 @@ class _Handler(BaseHTTPRequestHandler):
             fault = cluster.take_fault(method, parts.path)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
+        if fault is not None and fault.status and fault.after:
+            send, self._send_json = self._send_json, lambda *args, **kwargs: None  # type: ignore[method-assign]
+            try:
+                self._route(method, parts.path, query, raw)
+            except ApiError:
+                pass
+            finally:
+                self._send_json = send  # type: ignore[method-assign]
         if fault is not None and fault.status:
             error = ApiError(fault.status, fault.message or f"injected failure ({fault.status})")
             self._send_json(fault.status, status_body(error.code, error.message, error.reason),
@@ -1054,15 +1063,18 @@ class FakeApiServer:
 
     # ----------------------------------------------------------------- fault injection
     def fail_next(self, method: str, path_regex: str, status: int, times: int = 1, *,
-                  message: str | None = None, retry_after: float | None = None) -> None:
+                  message: str | None = None, retry_after: float | None = None,
+                  after_applying: bool = False) -> None:
         """Answer the next ``times`` matching requests (method or "*") with ``status``.
 
         The answer is a `Status` body with the usual reason for the code (409 Conflict, 429
-        TooManyRequests, 500 InternalError...); the request is counted but not performed.
+        TooManyRequests, 500 InternalError...); the request is counted but not performed, unless
+        ``after_applying``: then it is performed and only its answer is lost.
         """
         with self.cluster.lock:
             self.cluster.faults.append(_Fault(method, re.compile(path_regex), times, status=status,
-                                              message=message or "", retry_after=retry_after))
+                                              message=message or "", retry_after=retry_after,
+                                              after=after_applying))
 
     def delay_next(self, method: str, path_regex: str, seconds: float, times: int = 1) -> None:
         """Sleep ``seconds`` before answering the next ``times`` matching requests (timeouts)."""

@@ -234,3 +234,12 @@ def test_actions_are_recorded_in_the_deploy_log(run: Any, private_home: Path) ->
     assert all(e["message"].startswith("setup_kubernetes_job: created web.") for e in events)
     assert run().exit_code == 0  # a no-op run records nothing
     assert len(log.read_text().splitlines()) == 2
+
+
+def test_a_create_whose_answer_was_lost_is_not_a_failure(run: Any, fake_api: FakeApi) -> None:
+    """The first POST lands but its answer is a 500; the retry gets AlreadyExists for our own object."""
+    fake_api.server.fail_next("POST", r"/deployments$", 500, after_applying=True)
+    result = run()
+    assert result.exit_code == 0, result.output
+    assert "3 created" in last_line(result) and "0 failed" in last_line(result)
+    assert run().exit_code == 0 and "0 updated" in last_line(run())
