@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from test_api_app import CLUSTER, NAMESPACE, OLD_SHA, SERVICE, deploy, serve, write_soa
+from status_builders import CLUSTER, NAMESPACE, OLD_SHA, SERVICE, crash_loop, deploy, serve, write_soa
 
 from paasta_lite.api_app import ApiSettings
 from paasta_lite.cli import status_cmd
@@ -69,18 +69,8 @@ def test_crash_loop_exits_one_with_reason(env: Path, fake_api: Any, tmp_path: Pa
 
 def test_verbose_levels(env: Path, fake_api: Any, tmp_path: Path) -> None:
     soa = write_soa(tmp_path)
-    server = fake_api.server
-    deploy(server, "main", ready=False, waiting_reason="CrashLoopBackOff", restart_count=2)
-    pod = server.list_objects("pods", NAMESPACE)[0]["metadata"]["name"]
-    server.append_log(NAMESPACE, pod, ["starting", "KeyError: 'DATABASE_URL'"])
-    server.add_event(
-        NAMESPACE,
-        involved_kind="Pod",
-        involved_name=pod,
-        reason="BackOff",
-        message="Back-off restarting failed container",
-        type="Warning",
-        count=7,
+    pod = crash_loop(
+        fake_api.server, restart_count=2, event_count=7, log_lines=["starting", "KeyError: 'DATABASE_URL'"]
     )
     one = run("-s", SERVICE, "-d", str(soa), "-i", "main", "-v")
     assert "Source:     KUBECONFIG fake (http://127.0.0.1:" in one.output
