@@ -38,11 +38,36 @@ help: ## List the targets with one line each
 .PHONY: dev
 dev: $(VENV)/.installed ## Create the virtualenv (.venv) with paasta_lite and its test/lint tools
 
-$(VENV)/.installed: pyproject.toml
+# Every package comes from requirements.lock (exact versions and hashes); the project itself is
+# installed on top without resolving anything, so what is tested is what the lock says.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check --disable-pip-version-check
 	touch $@
+
+LOCK_ARGS := pyproject.toml --all-extras --universal --python-version 3.10 --generate-hashes -o requirements.lock
+
+.PHONY: lock
+lock: dev ## Refresh requirements.lock to the newest versions pyproject.toml allows (then run make test)
+	$(BIN)/uv pip compile $(LOCK_ARGS) --upgrade --quiet
+	rm -f $(VENV)/.installed
+	@echo "requirements.lock refreshed: review git diff requirements.lock, then make test"
+
+.PHONY: lock-check
+lock-check: dev ## Fail when requirements.lock no longer satisfies pyproject.toml (no upgrades)
+	$(BIN)/uv pip compile $(LOCK_ARGS) --quiet --output-file /dev/stdout | diff -q requirements.lock - >/dev/null || \
+		{ echo "requirements.lock is out of date with pyproject.toml: run make lock" >&2; exit 1; }
+
+LATEST_VENV := .venv-latest
+
+.PHONY: test-latest
+test-latest: ## Tests against the newest versions pyproject.toml allows (not CI: shows drift before the lock adopts it)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test]'
+	$(LATEST_VENV)/bin/python -m pip list --disable-pip-version-check --format=freeze
+	$(LATEST_VENV)/bin/python -m pytest tests playground/tests
 
 .PHONY: test
 test: dev ## Run the unit tests (no cluster needed)
@@ -158,5 +183,5 @@ clean-playground: ## Remove the generated playground configs and playground_repo
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) $(LATEST_VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -11,11 +11,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import os
+
 import pytest
 from fake_apiserver import FakeApiServer
+from hypothesis import HealthCheck, settings
 from git_builders import GitRepos
 
 from paasta_lite.kube_client import KubeClient
+
+
+# CI runs the same examples every time (HYPOTHESIS_PROFILE=ci in .ci/run): a red run is
+# reproducible from its log, and a shared, busy runner's timing never fails a test.
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @dataclass(frozen=True)
