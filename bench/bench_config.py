@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.soa_tree import CLUSTER, write_tree
-from paasta_lite.soa_config import SoaDir
+from paasta_lite.config.soa_config import SoaDir
 
 
 def main() -> None:

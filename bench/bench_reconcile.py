@@ -28,10 +28,10 @@ from click.testing import CliRunner  # noqa: E402
 from fake_apiserver import FakeApiServer  # noqa: E402
 
 from bench.soa_tree import CLUSTER, write_tree  # noqa: E402
-from paasta_lite.render import render_service_instances  # noqa: E402
+from paasta_lite.config.soa_config import SoaDir  # noqa: E402
+from paasta_lite.config.system_config import load_system_config  # noqa: E402
+from paasta_lite.kube.render import render_service_instances  # noqa: E402
 from paasta_lite.setup_kubernetes_job import setup_kubernetes_job  # noqa: E402
-from paasta_lite.soa_config import SoaDir  # noqa: E402
-from paasta_lite.system_config import load_system_config  # noqa: E402
 
 
 def time_render(soa: Path, system_dir: str) -> tuple[int, float, float]:

@@ -15,9 +15,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.soa_tree import CLUSTER, write_tree
-from paasta_lite.render import RenderedApp, render_service_instances
-from paasta_lite.soa_config import ClusterConfig, SoaDir
-from paasta_lite.system_config import load_system_config
+from paasta_lite.config.soa_config import ClusterConfig, SoaDir
+from paasta_lite.config.system_config import load_system_config
+from paasta_lite.kube.render import RenderedApp, render_service_instances
 
 RUNS = 3
 

@@ -42,8 +42,8 @@ def probe_cluster(kubeconfig: str) -> str | None:
     outcome: list[str | None] = []
 
     def attempt() -> None:
-        from paasta_lite.kube_client import KubeClient
-        from paasta_lite.kube_errors import KubeError
+        from paasta_lite.kube.client import KubeClient
+        from paasta_lite.kube.errors import KubeError
 
         try:
             with KubeClient(kubeconfig=None, attempts=1, timeout=PROBE_TIMEOUT_S) as client:
@@ -124,7 +124,7 @@ def images() -> ImageLoader:
 
 @pytest.fixture(scope="session")
 def kube() -> Iterator[Any]:
-    from paasta_lite.kube_client import KubeClient
+    from paasta_lite.kube.client import KubeClient
 
     with KubeClient() as client:
         yield client

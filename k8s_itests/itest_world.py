@@ -105,7 +105,7 @@ class World:
 
     @property
     def namespace(self) -> str:
-        from paasta_lite.naming import namespace_for
+        from paasta_lite.config.naming import namespace_for
 
         return namespace_for(self.service)
 
@@ -126,7 +126,7 @@ class World:
         return self.soa / self.service
 
     def app(self, instance: str) -> str:
-        from paasta_lite.naming import app_name
+        from paasta_lite.config.naming import app_name
 
         return app_name(self.service, instance)
 

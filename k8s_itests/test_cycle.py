@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from itest_world import DEPLOY_GROUP, TIMEOUT_S, ImageLoader, World, get_json, instances_yaml, wait_for
 
-from paasta_lite import labels
+from paasta_lite.kube import labels
 
 pytestmark = pytest.mark.incremental
 
@@ -300,7 +300,7 @@ class TestDeployCycle:
 
 
 def _deployment_gone(kube: Any, world: World, instance: str) -> bool:
-    from paasta_lite.kube_errors import NotFound
+    from paasta_lite.kube.errors import NotFound
 
     try:
         kube.get_deployment(world.namespace, world.app(instance))

@@ -21,13 +21,19 @@ import click
 
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import cluster_option, soa_dir_option, verbose_option
+from paasta_lite.config.soa_config import SoaDir
+from paasta_lite.config.system_config import SystemConfig, load_system_config
 from paasta_lite.errors import ConfigError, PaastaLiteError
-from paasta_lite.event_log import log_event
-from paasta_lite.kube_client import KubeClient
-from paasta_lite.kube_errors import KubeError
-from paasta_lite.reconcile_plan import CleanupDecision, CleanupPlan, Configured, configured_from, plan_cleanup
-from paasta_lite.soa_config import SoaDir
-from paasta_lite.system_config import SystemConfig, load_system_config
+from paasta_lite.kube.client import KubeClient
+from paasta_lite.kube.errors import KubeError
+from paasta_lite.kube.reconcile_plan import (
+    CleanupDecision,
+    CleanupPlan,
+    Configured,
+    configured_from,
+    plan_cleanup,
+)
+from paasta_lite.status.event_log import log_event
 
 
 class CleanupRefused(PaastaLiteError):

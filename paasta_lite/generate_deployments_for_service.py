@@ -22,10 +22,9 @@ from pathlib import Path
 
 import click
 
-from paasta_lite import git_remote, git_tags
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import service_option, soa_dir_option, verbose_option
-from paasta_lite.deployments_json import (
+from paasta_lite.config.deployments_json import (
     Control,
     DeployedVersion,
     DeploymentsJson,
@@ -33,7 +32,9 @@ from paasta_lite.deployments_json import (
     docker_image_for,
     write_deployments_json,
 )
-from paasta_lite.soa_config import ServiceConfig, SoaDir
+from paasta_lite.config.soa_config import ServiceConfig, SoaDir
+from paasta_lite.gitflow import remote as git_remote
+from paasta_lite.gitflow import tags as git_tags
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from typing import Any
 
 import click
 
-from paasta_lite.api_app import ApiSettings, make_app
+from paasta_lite.api.app import ApiSettings, make_app
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import cluster_option, soa_dir_option
+from paasta_lite.config.files import atomic_write_text, load_json_file
+from paasta_lite.config.system_config import load_system_config, system_config_dir
 from paasta_lite.errors import ConfigError
-from paasta_lite.files import atomic_write_text, load_json_file
-from paasta_lite.instance_status import KubeReader
-from paasta_lite.system_config import load_system_config, system_config_dir
+from paasta_lite.status.instance_status import KubeReader
 
 PORT_BASE, PORT_SPAN = 33000, 25000
 ENDPOINTS_FILE = "api_endpoints.json"
@@ -110,7 +110,7 @@ def url_for(host: str, port: int) -> str:
 
 
 def kube_factory() -> KubeReader:
-    from paasta_lite.instance_status import kube_from_kubeconfig
+    from paasta_lite.status.instance_status import kube_from_kubeconfig
 
     return kube_from_kubeconfig()[0]
 

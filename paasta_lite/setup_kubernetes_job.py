@@ -27,18 +27,18 @@ from typing import Any
 import click
 import yaml
 
-from paasta_lite import labels
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import cluster_option, soa_dir_option, verbose_option
+from paasta_lite.config.naming import job_id, split_job_id
+from paasta_lite.config.soa_config import ServiceConfig, SoaDir
+from paasta_lite.config.system_config import SystemConfig, load_system_config
 from paasta_lite.errors import ConfigError, NotDeployedError, PaastaLiteError
-from paasta_lite.event_log import log_event
-from paasta_lite.kube_client import KubeClient
-from paasta_lite.kube_errors import AlreadyExists, KubeError
-from paasta_lite.naming import job_id, split_job_id
-from paasta_lite.reconcile_plan import Action, SetupPlan, Step, owned_view, plan_setup
-from paasta_lite.render import RenderedApp, render_service_instances
-from paasta_lite.soa_config import ServiceConfig, SoaDir
-from paasta_lite.system_config import SystemConfig, load_system_config
+from paasta_lite.kube import labels
+from paasta_lite.kube.client import KubeClient
+from paasta_lite.kube.errors import AlreadyExists, KubeError
+from paasta_lite.kube.reconcile_plan import Action, SetupPlan, Step, owned_view, plan_setup
+from paasta_lite.kube.render import RenderedApp, render_service_instances
+from paasta_lite.status.event_log import log_event
 
 Obj = dict[str, Any]
 

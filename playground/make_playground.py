@@ -35,7 +35,7 @@ def cmd_configs(names: Names, args: argparse.Namespace) -> int:
 
 
 def cmd_services(names: Names, args: argparse.Namespace) -> int:
-    from paasta_lite.soa_config import SoaDir
+    from paasta_lite.config.soa_config import SoaDir
 
     print("\n".join(SoaDir(str(SOA_DIR)).list_services()))
     return 0
@@ -44,7 +44,7 @@ def cmd_services(names: Names, args: argparse.Namespace) -> int:
 def cmd_repos(names: Names, args: argparse.Namespace) -> int:
     from pg_repos import ensure_repo
 
-    from paasta_lite.soa_config import SoaDir
+    from paasta_lite.config.soa_config import SoaDir
 
     cmd_configs(names, args)
     soa = SoaDir(str(SOA_DIR))
@@ -93,7 +93,7 @@ def cmd_image(names: Names, args: argparse.Namespace) -> int:
         resolve,
     )
 
-    from paasta_lite.system_config import load_system_config
+    from paasta_lite.config.system_config import load_system_config
 
     resolution = resolve(names)
     engine, fix = container_engine()

@@ -23,8 +23,8 @@ from typing import Any
 from pg_common import KIND_KUBECONFIG, KIND_SCRIPT, SOA_DIR, Names, relative, run, show
 from pg_repos import local_repo_path
 
-from paasta_lite.soa_config import SoaDir
-from paasta_lite.system_config import SystemConfig
+from paasta_lite.config.soa_config import SoaDir
+from paasta_lite.config.system_config import SystemConfig
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -44,8 +44,8 @@ def probe(kubeconfig: str | None, timeout: float = PROBE_TIMEOUT_S) -> Probe:
     result: list[Probe] = []
 
     def attempt() -> None:
-        from paasta_lite.kube_client import KubeClient
-        from paasta_lite.kube_errors import KubeError
+        from paasta_lite.kube.client import KubeClient
+        from paasta_lite.kube.errors import KubeError
 
         try:
             with KubeClient(kubeconfig=kubeconfig, attempts=1, timeout=timeout) as client:

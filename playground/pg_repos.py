@@ -21,8 +21,8 @@ from urllib.parse import urlparse
 
 from pg_common import REPOS_DIR, SERVICE_SOURCES, relative, run
 
-from paasta_lite import git_tags
-from paasta_lite.soa_config import ServiceConfig
+from paasta_lite.config.soa_config import ServiceConfig
+from paasta_lite.gitflow import tags as git_tags
 
 #: Fixed identity and no hooks/signing: the playground must not depend on the user's git setup.
 GIT = (

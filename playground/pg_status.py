@@ -27,8 +27,8 @@ from pg_common import (
 )
 from pg_repos import deploy_groups_of, local_repo_path
 
+from paasta_lite.config.soa_config import SoaDir
 from paasta_lite.errors import PaastaLiteError
-from paasta_lite.soa_config import SoaDir
 
 MARKS = {"ok": "✓", "missing": "✗", "warn": "!", "skip": "-"}
 
@@ -105,7 +105,7 @@ def service_checks(cluster: str, kubeconfig: str | None) -> list[Check]:
 
 
 def _deploy_checks(service: object, cluster: str, kubeconfig: str | None) -> list[Check]:
-    from paasta_lite.soa_config import ServiceConfig
+    from paasta_lite.config.soa_config import ServiceConfig
 
     assert isinstance(service, ServiceConfig)
     checks = []
@@ -188,7 +188,7 @@ def env_lines(names: Names, resolution: Resolution) -> list[str]:
 
 def forget_api(cluster: str, etc_dir: Path = ETC_DIR) -> bool:
     """Drop the cluster's entry from api_endpoints.json (the API is gone); True if one was removed."""
-    from paasta_lite.files import atomic_write_text
+    from paasta_lite.config.files import atomic_write_text
 
     path = etc_dir / "api_endpoints.json"
     try:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pg_cluster import kind_script, resolve
 from pg_common import SOA_DIR, Names, entry_point, missing_entry_point, playground_env, run, show
 
-from paasta_lite.soa_config import SoaDir
+from paasta_lite.config.soa_config import SoaDir
 
 
 @dataclass(frozen=True)

@@ -7,19 +7,17 @@ kubeconfig pointing at it (for CLI tests: set ``KUBECONFIG`` to ``fake_api.kubec
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import os
-
 import pytest
 from fake_apiserver import FakeApiServer
-from hypothesis import HealthCheck, settings
 from git_builders import GitRepos
+from hypothesis import HealthCheck, settings
 
-from paasta_lite.kube_client import KubeClient
-
+from paasta_lite.kube.client import KubeClient
 
 # CI runs the same examples every time (HYPOTHESIS_PROFILE=ci in .ci/run): a red run is
 # reproducible from its log, and a shared, busy runner's timing never fails a test.

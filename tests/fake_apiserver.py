@@ -1,6 +1,6 @@
 """A fake Kubernetes API server, over real HTTP, for testing Kubernetes-facing code.
 
-Tests talk to it through the real `kubernetes` Python client (via `paasta_lite.kube_client`), so
+Tests talk to it through the real `kubernetes` Python client (via `paasta_lite.kube.client`), so
 URL building, query parameters, JSON bodies, status codes and error bodies are exercised for
 real; nothing is patched. It holds Namespaces, Deployments, ReplicaSets, Pods, Events and pod
 logs in memory and enforces what the real API server enforces for them:

@@ -12,9 +12,9 @@ from typing import Any
 import requests
 import yaml
 
-from paasta_lite import labels
-from paasta_lite.api_app import ApiSettings, make_app
-from paasta_lite.naming import app_name, namespace_for
+from paasta_lite.api.app import ApiSettings, make_app
+from paasta_lite.config.naming import app_name, namespace_for
+from paasta_lite.kube import labels
 
 SERVICE = "example_svc"
 CLUSTER = "kind-test"

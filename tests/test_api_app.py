@@ -38,12 +38,12 @@ from status_builders import (
     write_soa,
 )
 
-from paasta_lite.api_app import ApiSettings, openapi_document
-from paasta_lite.kube_client import KubeClient
-from paasta_lite.naming import app_name
+from paasta_lite.api.app import ApiSettings, openapi_document
+from paasta_lite.config.naming import app_name
+from paasta_lite.kube.client import KubeClient
 from paasta_lite.paasta_api import preferred_port, record_endpoint
 
-DOC_PATH = Path(__file__).parent.parent / "paasta_lite" / "api_docs" / "openapi.yaml"
+DOC_PATH = Path(__file__).parent.parent / "paasta_lite" / "api" / "openapi.yaml"
 
 
 @pytest.fixture
@@ -290,9 +290,9 @@ def test_paasta_api_entry_point(fake_api: Any, tmp_path: Path) -> None:
 
 
 def test_config_only_change_reads_pending_until_applied(fake_api: Any, tmp_path: Path) -> None:
-    from paasta_lite.render import render_instance
-    from paasta_lite.soa_config import SoaDir
-    from paasta_lite.system_config import SystemConfig
+    from paasta_lite.config.soa_config import SoaDir
+    from paasta_lite.config.system_config import SystemConfig
+    from paasta_lite.kube.render import render_instance
 
     system = SystemConfig(directory=str(tmp_path), cluster=CLUSTER, docker_registry="registry.test")
     soa = write_soa(tmp_path, instances={"main": {"instances": 2, "cpus": 0.5}})

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from paasta_lite.config_hash import config_hash, config_hash_label, hashable_view, with_config_hash
-from paasta_lite.labels import CONFIG_SHA
+from paasta_lite.kube.config_hash import config_hash, config_hash_label, hashable_view, with_config_hash
+from paasta_lite.kube.labels import CONFIG_SHA
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,7 +73,7 @@ def test_independent_of_dict_order() -> None:
 
 def test_same_in_a_fresh_interpreter_with_another_hash_seed() -> None:
     code = (
-        "import json, sys; from paasta_lite.config_hash import config_hash; "
+        "import json, sys; from paasta_lite.kube.config_hash import config_hash; "
         "print(config_hash(json.loads(sys.stdin.read())))"
     )
     hashes = set()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from paasta_lite.deployments_json import (
+from paasta_lite.config.deployments_json import (
     Control,
     DeployedVersion,
     DeploymentsJson,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from paasta_lite.errors import NotConfiguredError
-from paasta_lite.event_log import (
+from paasta_lite.status.event_log import (
     EventQuery,
     EventTail,
     format_timestamp,

@@ -21,8 +21,8 @@ import pytest
 from conftest import FakeApi
 from kubernetes import client as k8s
 
-from paasta_lite import kube_errors
-from paasta_lite.kube_client import KubeClient
+from paasta_lite.kube import errors as kube_errors
+from paasta_lite.kube.client import KubeClient
 
 NS = "paastasvc-web"
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from paasta_lite.errors import ConfigError
-from paasta_lite.files import (
+from paasta_lite.config.files import (
     MAX_FILE_BYTES,
     atomic_write_text,
     load_json_file,
@@ -27,6 +26,7 @@ from paasta_lite.files import (
     parse_yaml,
     read_text,
 )
+from paasta_lite.errors import ConfigError
 
 BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(9)
@@ -140,7 +140,7 @@ def test_very_deep_nesting_does_not_crash_the_process(text_expr: str) -> None:
     # libyaml's composer recurses on the C stack: ~25k levels is a segfault, not an exception.
     # Run in a child process so a crash is reported as a failure instead of killing pytest.
     code = (
-        "from paasta_lite.files import parse_yaml\n"
+        "from paasta_lite.config.files import parse_yaml\n"
         "from paasta_lite.errors import ConfigError\n"
         f"text = {text_expr}\n"
         "try:\n    parse_yaml(text, 'deep.yaml')\nexcept ConfigError as e:\n    print('ConfigError', e)\n"

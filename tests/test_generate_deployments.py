@@ -26,9 +26,9 @@ import pytest
 from click.testing import CliRunner
 from git_builders import SERVICE, GitRepos, Soa, git
 
-from paasta_lite import git_remote
 from paasta_lite.generate_deployments_for_service import deployments_from_refs, generate, main
-from paasta_lite.git_tags import deploy_tag_name, format_timestamp
+from paasta_lite.gitflow import remote as git_remote
+from paasta_lite.gitflow.tags import deploy_tag_name, format_timestamp
 
 IMAGE = "services-svc:paasta-"
 START = {"desired_state": "start", "force_bounce": None}

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from git_builders import GitRepos
 
-from paasta_lite.git_remote import (
+from paasta_lite.gitflow.remote import (
     CommitNotFoundError,
     GitRemoteError,
     GitTimeoutError,

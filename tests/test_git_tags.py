@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paasta_lite import git_tags
-from paasta_lite.git_tags import (
+from paasta_lite.gitflow import tags as git_tags
+from paasta_lite.gitflow.tags import (
     DeployTag,
     deploy_tag_name,
     desired_state,
@@ -119,7 +119,7 @@ def test_unparsable_refs_are_ignored_with_a_debug_line(caplog: pytest.LogCapture
         "refs/tags/paasta-prod.main-20240101T000000-deploy": SHA_B,
         "refs/tags/paasta-c1.main-20240101T000000-restart": SHA_B,
     }
-    with caplog.at_level(logging.DEBUG, logger="paasta_lite.git_tags"):
+    with caplog.at_level(logging.DEBUG, logger="paasta_lite.gitflow.tags"):
         parsed = parse_refs(refs)
     assert [t.deploy_group for t in parsed.deploy_tags] == ["prod.main"]
     assert parsed.state_tags == ()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from paasta_lite.health import Desired, InstanceHealth, Observed, State, Version, assess
+from paasta_lite.status.health import Desired, InstanceHealth, Observed, State, Version, assess
 
 FIXTURES = Path(__file__).parent / "fixtures" / "health"
 CASES = sorted(FIXTURES.glob("*.yaml"))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from paasta_lite.instance_config import (
+from paasta_lite.config.instance_config import (
     DEFAULTS,
     build_instance_config,
     format_deploy_group,
     semantic_problems,
 )
-from paasta_lite.volumes import Volume
+from paasta_lite.config.volumes import Volume
 
 
 def build(merged: dict[str, Any], **kwargs: Any) -> Any:

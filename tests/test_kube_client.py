@@ -20,9 +20,9 @@ from conftest import FakeApi
 from fake_apiserver import FakeApiServer
 from kubernetes.client import ApiException
 
-from paasta_lite import kube_errors
-from paasta_lite.kube_client import KubeClient
-from paasta_lite.kube_errors import with_retries
+from paasta_lite.kube import errors as kube_errors
+from paasta_lite.kube.client import KubeClient
+from paasta_lite.kube.errors import with_retries
 
 Obj = dict[str, Any]
 NS = "paastasvc-web"

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from paasta_lite import labels
 from paasta_lite.cli.logs_cmd import LogsRequest, logs, poll_pods, read_pod_history
 from paasta_lite.cli.options import wants_colour
-from paasta_lite.event_log import log_event
-from paasta_lite.naming import namespace_for
+from paasta_lite.config.naming import namespace_for
+from paasta_lite.kube import labels
+from paasta_lite.status.event_log import log_event
 
 SERVICE = "web"
 NS = namespace_for(SERVICE)

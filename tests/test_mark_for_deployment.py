@@ -32,12 +32,12 @@ from paasta_lite.cli.mark_for_deployment_cmd import (
     verdict_for,
     wait_for_instances,
 )
+from paasta_lite.config.naming import app_name
+from paasta_lite.config.soa_config import SoaDir
+from paasta_lite.config.system_config import load_system_config
 from paasta_lite.generate_deployments_for_service import generate
-from paasta_lite.health import InstanceHealth, State, Version
-from paasta_lite.naming import app_name
-from paasta_lite.render import render_instance
-from paasta_lite.soa_config import SoaDir
-from paasta_lite.system_config import load_system_config
+from paasta_lite.kube.render import render_instance
+from paasta_lite.status.health import InstanceHealth, State, Version
 
 CLUSTER = "c1"
 
@@ -266,7 +266,7 @@ def test_wait_loop_prints_changes_only_and_stops_when_done() -> None:
         done = next(answers)
         return _health(done=done, done_message="complete" if done else "2/3 ready")
 
-    from paasta_lite.instance_config import InstanceConfig
+    from paasta_lite.config.instance_config import InstanceConfig
 
     config = InstanceConfig(
         service="s", instance="i", cluster="c", source="f", deploy_group="g", namespace="n"
@@ -279,7 +279,7 @@ def test_wait_loop_prints_changes_only_and_stops_when_done() -> None:
 
 
 def test_timeout_message_groups_commands_by_cluster() -> None:
-    from paasta_lite.instance_config import InstanceConfig
+    from paasta_lite.config.instance_config import InstanceConfig
 
     def config(cluster: str, instance: str) -> InstanceConfig:
         return InstanceConfig(

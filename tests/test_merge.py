@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paasta_lite.merge import deep_merge, overridden_leaves
+from paasta_lite.config.merge import deep_merge, overridden_leaves
 
 keys = st.sampled_from(["a", "b", "c", "env", "cpus", "x"])
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))

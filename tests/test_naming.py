@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paasta_lite.naming import (
+from paasta_lite.config.naming import (
     app_name,
     container_name,
     instance_name_problem,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paasta_lite.pod_logs import (
+from paasta_lite.status.pod_logs import (
     NANOS_PER_SECOND,
     FollowState,
     LogLine,

@@ -13,8 +13,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from paasta_lite import labels
-from paasta_lite.reconcile_plan import (
+from paasta_lite.kube import labels
+from paasta_lite.kube.reconcile_plan import (
     Action,
     CleanupDecision,
     configured_from,

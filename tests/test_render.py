@@ -30,13 +30,16 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paasta_lite import labels
-from paasta_lite.config_hash import config_hash
-from paasta_lite.deployments_json import Control, DeployedVersion, DeploymentsJson
+from paasta_lite.config.deployments_json import Control, DeployedVersion, DeploymentsJson
+from paasta_lite.config.instance_config import InstanceConfig
+from paasta_lite.config.naming import label_value, volume_names
+from paasta_lite.config.soa_config import SoaDir
+from paasta_lite.config.system_config import SystemConfig, load_system_config
+from paasta_lite.config.volumes import Volume
 from paasta_lite.errors import ConfigError, NotConfiguredError, NotDeployedError
-from paasta_lite.instance_config import InstanceConfig
-from paasta_lite.naming import label_value, volume_names
-from paasta_lite.render import (
+from paasta_lite.kube import labels
+from paasta_lite.kube.config_hash import config_hash
+from paasta_lite.kube.render import (
     RenderedApp,
     max_surge,
     max_unavailable,
@@ -44,9 +47,6 @@ from paasta_lite.render import (
     render_instance,
     render_service_instances,
 )
-from paasta_lite.soa_config import SoaDir
-from paasta_lite.system_config import SystemConfig, load_system_config
-from paasta_lite.volumes import Volume
 
 FIXTURES = Path(__file__).parent / "fixtures" / "render"
 CLUSTER = "testcluster"

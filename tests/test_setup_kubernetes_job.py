@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from conftest import FakeApi
 from soa_builders import deployments_doc, write_tree
 
-from paasta_lite import labels
+from paasta_lite.kube import labels
 from paasta_lite.setup_kubernetes_job import setup_kubernetes_job
 
 CLUSTER = "c1"

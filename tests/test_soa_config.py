@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from soa_builders import GOOD_SHA, deployments_doc, simple_service, write_tree
 
+from paasta_lite.config.soa_config import SoaDir, parse_pipeline
 from paasta_lite.errors import ConfigError
-from paasta_lite.soa_config import SoaDir, parse_pipeline
 
 ANCHORS = """\
 _base: &base

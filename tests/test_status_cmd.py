@@ -21,10 +21,10 @@ import pytest
 from click.testing import CliRunner
 from status_builders import CLUSTER, NAMESPACE, OLD_SHA, SERVICE, crash_loop, deploy, serve, write_soa
 
-from paasta_lite.api_app import ApiSettings
+from paasta_lite.api.app import ApiSettings
 from paasta_lite.cli import status_cmd
 from paasta_lite.cli.main import cli
-from paasta_lite.naming import app_name
+from paasta_lite.config.naming import app_name
 
 
 @pytest.fixture

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from soa_builders import write_tree
 
-from paasta_lite.errors import ConfigError, NotConfiguredError
-from paasta_lite.system_config import (
+from paasta_lite.config.system_config import (
     SystemConfig,
     find_config_files,
     load_system_config,
     parse_system_config,
 )
-from paasta_lite.volumes import Volume
+from paasta_lite.config.volumes import Volume
+from paasta_lite.errors import ConfigError, NotConfiguredError
 
 
 def test_files_merge_in_sorted_path_order_including_subdirectories(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from paasta_lite.config_keys import IGNORED_INSTANCE_KEYS, INSTANCE_KEYS
-from paasta_lite.validation import classify_keys, did_you_mean, field_path, schema_problems
+from paasta_lite.config.config_keys import IGNORED_INSTANCE_KEYS, INSTANCE_KEYS
+from paasta_lite.config.validation import classify_keys, did_you_mean, field_path, schema_problems
 
 
 def one(data: dict[str, Any], schema: str = "instance") -> tuple[str | None, str]:

@@ -12,8 +12,8 @@ import click
 
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import service_option, soa_dir_option
+from paasta_lite.config.soa_config import SoaDir
 from paasta_lite.errors import NotDeployedError
-from paasta_lite.soa_config import SoaDir
 
 
 @click.command("get-latest-deployment", cls=PaastaCommand, context_settings=CONTEXT_SETTINGS)

@@ -6,8 +6,8 @@ import click
 
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import service_option, soa_dir_option
+from paasta_lite.config.soa_config import ServiceConfig, SoaDir
 from paasta_lite.errors import ConfigError
-from paasta_lite.soa_config import ServiceConfig, SoaDir
 
 
 @click.command("list", cls=PaastaCommand, context_settings=CONTEXT_SETTINGS)

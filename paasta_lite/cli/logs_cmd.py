@@ -3,7 +3,7 @@
 Components ``stdout``/``stderr`` (the default; ``app_output`` means both) read the container logs
 of every pod of the instance(s) through the Kubernetes API (the cluster in ``KUBECONFIG``),
 merged in time order, one colour per pod. Component ``deploy`` reads paasta_lite's own event log
-(`paasta_lite.event_log`). Both together are merged into one timeline.
+(`paasta_lite.status.event_log`). Both together are merged into one timeline.
 
 ``-f`` polls: each round lists the pods (so pods of a new ReplicaSet appear mid-bounce and
 deleted ones drop out) and re-reads each container's tail, printing only lines not seen yet
@@ -25,7 +25,6 @@ from datetime import datetime, timezone
 
 import click
 
-from paasta_lite import event_log, labels, pod_logs
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import (
     cluster_option,
@@ -34,13 +33,15 @@ from paasta_lite.cli.options import (
     soa_dir_option,
     stdout_wants_colour,
 )
+from paasta_lite.config.naming import namespace_for
+from paasta_lite.config.soa_config import SoaDir
+from paasta_lite.config.system_config import SystemConfig, load_system_config
 from paasta_lite.errors import ConfigError, UsageError
-from paasta_lite.event_log import Event, EventQuery, EventTail
-from paasta_lite.instance_status import KubeReader
-from paasta_lite.naming import namespace_for
-from paasta_lite.pod_logs import FollowState, LogLine, PodLogSource, StreamKey
-from paasta_lite.soa_config import SoaDir
-from paasta_lite.system_config import SystemConfig, load_system_config
+from paasta_lite.kube import labels
+from paasta_lite.status import event_log, pod_logs
+from paasta_lite.status.event_log import Event, EventQuery, EventTail
+from paasta_lite.status.instance_status import KubeReader
+from paasta_lite.status.pod_logs import FollowState, LogLine, PodLogSource, StreamKey
 
 DEFAULT_LINES = 100
 POD_COMPONENTS = frozenset({"stdout", "stderr"})
@@ -236,7 +237,7 @@ def _event_query(request: LogsRequest) -> EventQuery:
 
 
 def _connect() -> KubeReader:
-    from paasta_lite.kube_client import KubeClient  # lazy: imports the kubernetes package
+    from paasta_lite.kube.client import KubeClient  # lazy: imports the kubernetes package
 
     return KubeClient(timeout=30.0)
 

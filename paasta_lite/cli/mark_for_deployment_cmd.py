@@ -17,21 +17,23 @@ from dataclasses import dataclass
 
 import click
 
-from paasta_lite import event_log, git_remote, git_tags
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import service_option, soa_dir_option, verbose_option
+from paasta_lite.config.instance_config import InstanceConfig
+from paasta_lite.config.soa_config import ServiceConfig, SoaDir
+from paasta_lite.config.system_config import SystemConfig, load_system_config
 from paasta_lite.errors import PaastaLiteError, UsageError
-from paasta_lite.health import InstanceHealth, Version
-from paasta_lite.instance_config import InstanceConfig
-from paasta_lite.instance_status import (
+from paasta_lite.gitflow import remote as git_remote
+from paasta_lite.gitflow import tags as git_tags
+from paasta_lite.kube.errors import KubeError
+from paasta_lite.status import event_log
+from paasta_lite.status.health import InstanceHealth, Version
+from paasta_lite.status.instance_status import (
     KubeReader,
     StatusUnavailable,
     fetch_instance_health,
     kube_from_kubeconfig,
 )
-from paasta_lite.kube_errors import KubeError
-from paasta_lite.soa_config import ServiceConfig, SoaDir
-from paasta_lite.system_config import SystemConfig, load_system_config
 
 DEFAULT_TIMEOUT_S = 3600.0
 DEFAULT_POLL_S = 10.0

@@ -21,10 +21,10 @@ import yaml
 
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import cluster_option, service_option, soa_dir_option
+from paasta_lite.config.soa_config import ServiceConfig, SoaDir
+from paasta_lite.config.system_config import load_system_config
 from paasta_lite.errors import ConfigError, NotDeployedError, PaastaLiteError, UsageError
-from paasta_lite.render import RenderedApp, render_service_instances
-from paasta_lite.soa_config import ServiceConfig, SoaDir
-from paasta_lite.system_config import load_system_config
+from paasta_lite.kube.render import RenderedApp, render_service_instances
 
 JsonDict = dict[str, Any]
 

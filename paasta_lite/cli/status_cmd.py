@@ -28,17 +28,17 @@ from paasta_lite.cli.options import (
     stdout_wants_colour,
     verbose_option,
 )
+from paasta_lite.config.instance_config import InstanceConfig
+from paasta_lite.config.soa_config import ServiceConfig, SoaDir
+from paasta_lite.config.system_config import SystemConfig, load_system_config
 from paasta_lite.errors import PaastaLiteError, UsageError
-from paasta_lite.health import InstanceHealth, State
-from paasta_lite.instance_config import InstanceConfig
-from paasta_lite.instance_status import (
+from paasta_lite.status.health import InstanceHealth, State
+from paasta_lite.status.instance_status import (
     InstanceStatus,
     KubeReader,
     fetch_instance_status,
     kube_from_kubeconfig,
 )
-from paasta_lite.soa_config import ServiceConfig, SoaDir
-from paasta_lite.system_config import SystemConfig, load_system_config
 
 STATE_COLOURS = {
     State.RUNNING: "green",

@@ -9,9 +9,9 @@ import click
 
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import soa_dir_option
+from paasta_lite.config.soa_config import INSTANCE_FILE_PREFIX, ServiceConfig, SoaDir
+from paasta_lite.config.system_config import SystemConfig, load_system_config
 from paasta_lite.errors import ConfigError, NotConfiguredError, Problem, UsageError
-from paasta_lite.soa_config import INSTANCE_FILE_PREFIX, ServiceConfig, SoaDir
-from paasta_lite.system_config import SystemConfig, load_system_config
 
 
 def _service_from_cwd() -> tuple[str, str] | None:

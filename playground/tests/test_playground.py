@@ -24,7 +24,7 @@ from pg_repos import ensure_repo, local_repo_path, untagged_groups  # noqa: E402
 from pg_status import forget_api  # noqa: E402
 from pg_up import STAGES, plan_stages  # noqa: E402
 
-from paasta_lite.soa_config import SoaDir  # noqa: E402
+from paasta_lite.config.soa_config import SoaDir  # noqa: E402
 
 SCRIPT = PLAYGROUND / "scripts" / "kind-cluster.sh"
 

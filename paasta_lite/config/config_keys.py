@@ -6,7 +6,7 @@ is a warning, a key nobody knows (most likely a typo) is an error with a did-you
 
 from __future__ import annotations
 
-from paasta_lite.validation import load_schema
+from paasta_lite.config.validation import load_schema
 
 #: Instance keys paasta_lite implements (the instance schema's properties).
 INSTANCE_KEYS: frozenset[str] = frozenset(load_schema("instance")["properties"])

@@ -1,6 +1,6 @@
 """The paasta API as a plain WSGI application: JSON in and out, errors as JSON with a message.
 
-Endpoints (documented in `api_docs/openapi.yaml`, served at ``/v1/openapi.yaml``):
+Endpoints (documented in `openapi.yaml` beside this module, served at ``/v1/openapi.yaml``):
 
 - ``GET /v1/version`` -> ``{"version", "cluster"}``
 - ``GET /v1/services/<service>/<instance>/status[?verbose=N]`` -> `InstanceStatus.to_dict()`
@@ -28,11 +28,16 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from paasta_lite import __version__
+from paasta_lite.config.soa_config import SoaDir
+from paasta_lite.config.system_config import SystemConfig
 from paasta_lite.errors import ConfigError, PaastaLiteError
-from paasta_lite.instance_status import InstanceStatus, KubeReader, status_from_cluster, versions_summary
-from paasta_lite.kube_errors import KubeError
-from paasta_lite.soa_config import SoaDir
-from paasta_lite.system_config import SystemConfig
+from paasta_lite.kube.errors import KubeError
+from paasta_lite.status.instance_status import (
+    InstanceStatus,
+    KubeReader,
+    status_from_cluster,
+    versions_summary,
+)
 
 log = logging.getLogger("paasta_lite.api")
 
@@ -198,5 +203,5 @@ def bounce_status(status: InstanceStatus) -> dict[str, Any]:
 
 
 def openapi_document() -> str:
-    """The OpenAPI document shipped in the package (`paasta_lite/api_docs/openapi.yaml`)."""
-    return resources.files("paasta_lite").joinpath("api_docs/openapi.yaml").read_text(encoding="utf-8")
+    """The OpenAPI document shipped in the package (`paasta_lite/api/openapi.yaml`)."""
+    return resources.files("paasta_lite.api").joinpath("openapi.yaml").read_text(encoding="utf-8")

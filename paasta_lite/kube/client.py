@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from paasta_lite import labels
-from paasta_lite.kube_errors import (
+from paasta_lite.kube import labels
+from paasta_lite.kube.errors import (
     Conflict,
     KubeConfigError,
     KubeError,

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Protocol
 
-from paasta_lite import labels
-from paasta_lite.naming import job_id, label_value
+from paasta_lite.config.naming import job_id, label_value
+from paasta_lite.kube import labels
 
 Obj = dict[str, Any]
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from paasta_lite.deployments_json import DeployedVersion
+from paasta_lite.config.deployments_json import DeployedVersion
+from paasta_lite.config.instance_config import InstanceConfig
+from paasta_lite.config.naming import volume_names
+from paasta_lite.config.system_config import SystemConfig
+from paasta_lite.config.volumes import Volume
 from paasta_lite.errors import ConfigError
-from paasta_lite.instance_config import InstanceConfig
-from paasta_lite.naming import volume_names
-from paasta_lite.system_config import SystemConfig
-from paasta_lite.volumes import Volume
 
 JsonDict = dict[str, Any]
 HEALTHCHECK_MODES = ("http", "https", "tcp", "cmd")

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-from paasta_lite import labels
-from paasta_lite.config_hash import config_hash, with_config_hash
-from paasta_lite.deployments_json import Control, DeployedVersion, DeploymentsJson
+from paasta_lite.config.deployments_json import Control, DeployedVersion, DeploymentsJson
+from paasta_lite.config.instance_config import InstanceConfig
+from paasta_lite.config.naming import app_name, container_name, job_id, label_value
+from paasta_lite.config.system_config import SystemConfig
 from paasta_lite.errors import ConfigError, NotDeployedError, PaastaLiteError
-from paasta_lite.instance_config import InstanceConfig
-from paasta_lite.naming import app_name, container_name, job_id, label_value
-from paasta_lite.render_pod import (
+from paasta_lite.kube import labels
+from paasta_lite.kube.config_hash import config_hash, with_config_hash
+from paasta_lite.kube.render_pod import (
     as_decimal,
     command_and_args,
     config_error,
@@ -38,10 +39,9 @@ from paasta_lite.render_pod import (
     resources,
     volumes_and_mounts,
 )
-from paasta_lite.system_config import SystemConfig
 
 if TYPE_CHECKING:  # a type only: rendering never loads a soa dir
-    from paasta_lite.soa_config import ServiceConfig
+    from paasta_lite.config.soa_config import ServiceConfig
 
 JsonDict = dict[str, Any]
 

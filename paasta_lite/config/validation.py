@@ -1,6 +1,6 @@
 """Schema validation with messages a service owner understands.
 
-Schemas ship in `paasta_lite/schemas/`. Every loader validates through here, so every entry point
+Schemas ship in `paasta_lite/config/schemas/`. Every loader validates through here, so every entry point
 validates, not only `paasta validate`. jsonschema's own messages ("Additional properties are not
 allowed") are replaced by one sentence per problem naming the field and the rule broken.
 """
@@ -34,7 +34,7 @@ _TYPE_WORDS = {
 @cache
 def load_schema(name: str) -> dict[str, Any]:
     """The schema `schemas/<name>.json` shipped with the package."""
-    text = resources.files("paasta_lite").joinpath(f"schemas/{name}.json").read_text("utf-8")
+    text = resources.files("paasta_lite.config").joinpath(f"schemas/{name}.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paasta_lite.config_keys import (
+from paasta_lite.config.config_keys import (
     IGNORED_FILES,
     IGNORED_INSTANCE_KEYS,
     IGNORED_INSTANCE_TYPES,
@@ -25,13 +25,13 @@ from paasta_lite.config_keys import (
     INSTANCE_KEYS,
     SERVICE_KEYS,
 )
-from paasta_lite.deployments_json import DeploymentsJson, load_deployments_json
+from paasta_lite.config.deployments_json import DeploymentsJson, load_deployments_json
+from paasta_lite.config.files import load_yaml_file
+from paasta_lite.config.instance_config import InstanceConfig, build_instance_config, semantic_problems
+from paasta_lite.config.merge import deep_merge
+from paasta_lite.config.naming import instance_name_problem, service_name_problem
+from paasta_lite.config.validation import classify_keys, schema_problems
 from paasta_lite.errors import ConfigError, Problem
-from paasta_lite.files import load_yaml_file
-from paasta_lite.instance_config import InstanceConfig, build_instance_config, semantic_problems
-from paasta_lite.merge import deep_merge
-from paasta_lite.naming import instance_name_problem, service_name_problem
-from paasta_lite.validation import classify_keys, schema_problems
 
 INSTANCE_FILE_PREFIX = "kubernetes-"
 INSTANCE_FILE_SUFFIX = ".yaml"

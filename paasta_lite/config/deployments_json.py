@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from paasta_lite.config.files import atomic_write_text, load_json_file
 from paasta_lite.errors import ConfigError, Problem
-from paasta_lite.files import atomic_write_text, load_json_file
 
 DESIRED_STATES = ("start", "stop")
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from paasta_lite.config.naming import job_id, namespace_for
+from paasta_lite.config.volumes import Volume, parse_volume
 from paasta_lite.errors import Problem
-from paasta_lite.naming import job_id, namespace_for
-from paasta_lite.volumes import Volume, parse_volume
 
 #: Defaults from PaaSTA's code (not its docs): see reference section 2.3.
 DEFAULTS: Mapping[str, Any] = MappingProxyType(

@@ -27,7 +27,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from paasta_lite.labels import CONFIG_SHA
+from paasta_lite.kube.labels import CONFIG_SHA
 
 PREFIX = "config"
 HEX_LENGTH = 8

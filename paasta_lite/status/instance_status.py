@@ -16,16 +16,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from paasta_lite import labels
-from paasta_lite.deployments_json import Control, DeploymentsJson
+from paasta_lite.config.deployments_json import Control, DeploymentsJson
+from paasta_lite.config.instance_config import InstanceConfig
+from paasta_lite.config.naming import app_name, label_value
+from paasta_lite.config.soa_config import ServiceConfig
+from paasta_lite.config.system_config import SystemConfig
 from paasta_lite.errors import PaastaLiteError
-from paasta_lite.health import Desired, InstanceHealth, Observed, Version, assess
-from paasta_lite.instance_config import InstanceConfig
-from paasta_lite.kube_errors import KubeError, NotFound
-from paasta_lite.naming import app_name, label_value
-from paasta_lite.render import desired_replicas, render_instance
-from paasta_lite.soa_config import ServiceConfig
-from paasta_lite.system_config import SystemConfig
+from paasta_lite.kube import labels
+from paasta_lite.kube.errors import KubeError, NotFound
+from paasta_lite.kube.render import desired_replicas, render_instance
+from paasta_lite.status.health import Desired, InstanceHealth, Observed, Version, assess
 
 JsonDict = dict[str, Any]
 
@@ -316,7 +316,7 @@ def kube_from_kubeconfig(*, timeout: float = 30.0) -> tuple[KubeReader, str]:
 
     Raises `kube_errors.KubeConfigError` when there is no usable kubeconfig.
     """
-    from paasta_lite.kube_client import KubeClient
+    from paasta_lite.kube.client import KubeClient
 
     client = KubeClient(timeout=timeout)
     return client, client.description

@@ -18,11 +18,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from paasta_lite.config.files import load_json_file
+from paasta_lite.config.merge import deep_merge, overridden_leaves
+from paasta_lite.config.validation import schema_problems
+from paasta_lite.config.volumes import Volume, parse_volume
 from paasta_lite.errors import ConfigError, NotConfiguredError, Problem
-from paasta_lite.files import load_json_file
-from paasta_lite.merge import deep_merge, overridden_leaves
-from paasta_lite.validation import schema_problems
-from paasta_lite.volumes import Volume, parse_volume
 
 SYSTEM_CONFIG_DIR_ENV = "PAASTA_SYSTEM_CONFIG_DIR"
 DEFAULT_SYSTEM_CONFIG_DIR = "/etc/paasta"

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from paasta_lite import labels
+from paasta_lite.kube import labels
 from paasta_lite.timestamps import parse_iso
 
 JsonDict = Mapping[str, Any]

@@ -1,0 +1,1 @@
+"""The paasta_lite HTTP API: the WSGI application and its OpenAPI document."""

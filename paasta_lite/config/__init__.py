@@ -1,0 +1,1 @@
+"""The config library: safe file reading, system config and soa-configs, validation, naming."""
