@@ -24,15 +24,10 @@ from paasta_lite.cli.options import cluster_option, soa_dir_option, verbose_opti
 from paasta_lite.config.soa_config import SoaDir
 from paasta_lite.config.system_config import SystemConfig, load_system_config
 from paasta_lite.errors import ConfigError, PaastaLiteError
+from paasta_lite.kube.apply import configured_from_services
 from paasta_lite.kube.client import KubeClient
 from paasta_lite.kube.errors import KubeError
-from paasta_lite.kube.reconcile_plan import (
-    CleanupDecision,
-    CleanupPlan,
-    Configured,
-    configured_from,
-    plan_cleanup,
-)
+from paasta_lite.kube.reconcile_plan import CleanupDecision, CleanupPlan, Configured, plan_cleanup
 from paasta_lite.status.event_log import log_event
 
 
@@ -50,15 +45,10 @@ def load_configured(soa: SoaDir, cluster: str) -> Configured:
             "'delete every app' (delete apps one by one with kubectl if that is really meant)")
     # deployments.json is not needed to know what is configured (and a torn one must not hide a service)
     loaded = soa.instances_for_cluster(cluster, with_deployments=False)
-    triples: list[tuple[str, str, str | None]] = []
-    for name, service in loaded.services.items():
-        valid = service.instances.get(cluster, {})
-        triples += [(name, instance, config.namespace) for instance, config in valid.items()]
-        triples += [(name, instance, None) for instance in service.invalid_instances.get(cluster, {})]
     for name, error in sorted(loaded.errors.items()):
         click.echo(f"warning: service {name} cannot be loaded, so none of its apps is deleted: "
                    f"{error.problems[0]}", err=True)
-    return configured_from(cluster, triples, unreadable_services=loaded.errors.keys())
+    return configured_from_services(cluster, loaded.services, loaded.errors.keys())
 
 
 def report_plan(plan: CleanupPlan, *, verbose: int) -> None:
