@@ -1,0 +1,177 @@
+"""The soa-configs deployd works from: every service loaded for one cluster, kept fresh by scans.
+
+The main loop calls `scan()` every second: it stats the soa dir (`soa_watch.take_snapshot`),
+reloads only the services whose files changed, and returns the job ids the change affects, to
+be queued. Workers read an immutable `ConfigView` (`view()`), so a reload never changes the
+ground under a reconcile in progress.
+
+What may be deleted is guarded here, because this is where doubt is known (STYLE practice 5):
+- a soa dir that is missing, unreadable or empty changes nothing and puts the view in doubt
+  (`ConfigView.doubt`): no deletion at all until two good scans in a row have been seen;
+- a service that fails to load keeps its apps (`errors`; cleanup treats it as unreadable) and
+  its last good instance names, so its keys are reported as failing rather than as removed;
+- a service whose files changed in the latest scan is *unsettled*: it might be mid-update (a
+  half-written file can parse and list fewer instances), so its removed instances are deleted
+  only once a later scan sees its files unchanged (the worker retries meanwhile).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from paasta_lite.config.naming import split_job_id
+from paasta_lite.config.soa_config import ServiceConfig, SoaDir
+from paasta_lite.controller.soa_watch import (
+    Snapshot,
+    affected_instances,
+    changed_services,
+    job_ids,
+    take_snapshot,
+)
+from paasta_lite.errors import ConfigError
+from paasta_lite.kube.apply import configured_from_services
+from paasta_lite.kube.reconcile_plan import Configured
+
+log = logging.getLogger("paasta_lite.deployd")
+
+#: Good scans in a row needed (after a start or a doubtful scan) before anything may be deleted.
+SETTLED_SCANS = 2
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    """An immutable picture of the soa dir for one cluster, for one reconcile."""
+
+    cluster: str
+    services: Mapping[str, ServiceConfig] = field(default_factory=dict)
+    #: services that failed to load -> why; `broken_instances` holds their last known instance names
+    errors: Mapping[str, ConfigError] = field(default_factory=dict)
+    broken_instances: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: services whose files changed in the latest scan (their removals wait)
+    unsettled: frozenset[str] = frozenset()
+    #: why nothing may be deleted now (None: deletions may proceed, within the kill threshold)
+    doubt: str | None = "soa-configs not loaded yet"
+
+    def is_configured(self, job: str) -> bool:
+        service, instance = split_job_id(job)
+        loaded = self.services.get(service)
+        return loaded is not None and instance in loaded.instance_names(self.cluster)
+
+    def job_ids(self) -> set[str]:
+        """Every job id the soa dir configures (instances of broken services included)."""
+        broken = {f"{name}.{instance}" for name, names in self.broken_instances.items() for instance in names}
+        return job_ids(self.services, self.cluster) | broken
+
+    def configured(self) -> Configured:
+        """What cleanup keeps: every configured instance; broken and unsettled services keep all."""
+        return configured_from_services(self.cluster, self.services, set(self.errors) | self.unsettled)
+
+
+class ConfigCache:
+    """Loaded services of one soa dir and cluster, refreshed by `scan()` (one thread calls it)."""
+
+    def __init__(self, soa_dir: str | os.PathLike[str], cluster: str) -> None:
+        self.soa = SoaDir(soa_dir)
+        self.cluster = cluster
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._services: dict[str, ServiceConfig] = {}
+        self._errors: dict[str, ConfigError] = {}
+        self._last_good: dict[str, ServiceConfig] = {}
+        self._unsettled: frozenset[str] = frozenset()
+        self._good_scans = 0
+        self._doubt: str | None = "soa-configs not loaded yet"
+        self._reported: dict[str, str] = {}
+
+    def view(self) -> ConfigView:
+        with self._lock:
+            broken = {name: (self._last_good[name].instance_names(self.cluster)
+                             if name in self._last_good else frozenset()) for name in self._errors}
+            return ConfigView(self.cluster, dict(self._services), dict(self._errors), broken,
+                              self._unsettled, self._doubt)
+
+    @property
+    def loaded(self) -> bool:
+        """At least one good scan (everything was loaded once)."""
+        with self._lock:
+            return self._good_scans > 0 or bool(self._services)
+
+    # ------------------------------------------------------------------ scanning
+    def scan(self) -> set[str]:
+        """Stat the soa dir, reload what changed; return the job ids to reconcile."""
+        snapshot = take_snapshot(self.soa.path, self.cluster)
+        if snapshot is None:
+            reason = f"soa-configs directory {self.soa.path} is missing, unreadable or empty"
+            with self._lock:
+                if self._doubt != reason:
+                    log.warning("%s: keeping the last loaded configs and deleting nothing", reason)
+                self._snapshot, self._good_scans, self._doubt = None, 0, reason
+            return set()
+        with self._lock:
+            previous = self._snapshot
+            known = set(self._services) | set(self._errors)
+        changed = changed_services(previous, snapshot)
+        if previous is None:  # first scan, or back from doubt: also look at services that vanished
+            changed |= known - set(snapshot)
+        keys: set[str] = set()
+        for name in sorted(changed):
+            keys |= self._reload(name, present=name in snapshot)
+        with self._lock:
+            self._snapshot = snapshot
+            self._unsettled = frozenset(changed)
+            self._good_scans += 1
+            self._doubt = None if self._good_scans >= SETTLED_SCANS else (
+                "soa-configs seen in one scan only; deletions wait for the next one")
+        return keys
+
+    def reload_all(self) -> set[str]:
+        """Reload every service of the latest snapshot, changed or not (the full resync's backstop
+        for a change the stats missed); returns the affected job ids."""
+        with self._lock:
+            names = set(self._snapshot or ())
+        keys: set[str] = set()
+        for name in sorted(names):
+            keys |= self._reload(name, present=True)
+        return keys
+
+    def _reload(self, name: str, *, present: bool) -> set[str]:
+        with self._lock:
+            old = self._services.get(name) or self._last_good.get(name)
+            was_broken = name in self._errors
+        if not present:
+            with self._lock:
+                for store in (self._services, self._errors, self._last_good):
+                    store.pop(name, None)
+            if old is not None:
+                log.info("service %s is gone from the soa-configs directory", name)
+            return set(affected_instances(old, None, self.cluster).removed)
+        try:
+            new = self.soa.load_service(name, clusters=[self.cluster])
+        except ConfigError as error:
+            self._broken(name, old, error)
+            return set()
+        with self._lock:
+            self._services[name] = new
+            self._errors.pop(name, None)
+            self._last_good.pop(name, None)
+            self._reported.pop(name, None)
+        keys = set(affected_instances(old, new, self.cluster).all)
+        if was_broken:  # its keys failed while it was broken: all of them get another pass
+            keys |= job_ids({name: new}, self.cluster)
+        return keys
+
+    def _broken(self, name: str, old: ServiceConfig | None, error: ConfigError) -> None:
+        text = str(error.problems[0]) if error.problems else str(error)
+        with self._lock:
+            self._errors[name] = error
+            self._services.pop(name, None)
+            if old is not None:
+                self._last_good[name] = old
+            first_report = self._reported.get(name) != text
+            self._reported[name] = text
+        if first_report:
+            log.warning("service %s cannot be loaded; its apps are left as they are: %s", name, text)
