@@ -212,3 +212,18 @@ def test_a_doubtful_soa_dir_changes_nothing(soa: Path, damage: str) -> None:
     assert cache.view().doubt is not None
     cache.scan()
     assert cache.view().doubt is None
+
+
+def test_a_change_found_by_a_full_reload_is_unsettled_until_the_next_scan(soa: Path) -> None:
+    cache = ConfigCache(soa, CLUSTER)
+    cache.scan()
+    cache.scan()
+    path = soa / "web" / f"kubernetes-{CLUSTER}.yaml"
+    stat = path.stat()
+    path.write_text(yaml.safe_dump({"main": {"instances": 9}, "canary": {"instances": 1}}))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # a change the stats cannot see
+    assert cache.scan() == set()
+    assert cache.reload_all() == {"web.main"}
+    assert cache.view().unsettled == {"web"}
+    cache.scan()
+    assert cache.view().unsettled == set()

@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 ENTRY_POINTS = {
     "setup_kubernetes_job", "cleanup_kubernetes_jobs", "generate_deployments_for_service", "paasta_api",
-    "__main__",
+    "paasta_deployd", "__main__",
 }
 
 CORE = [

@@ -10,9 +10,11 @@ What may be deleted is guarded here, because this is where doubt is known (STYLE
   (`ConfigView.doubt`): no deletion at all until two good scans in a row have been seen;
 - a service that fails to load keeps its apps (`errors`; cleanup treats it as unreadable) and
   its last good instance names, so its keys are reported as failing rather than as removed;
-- a service whose files changed in the latest scan is *unsettled*: it might be mid-update (a
-  half-written file can parse and list fewer instances), so its removed instances are deleted
-  only once a later scan sees its files unchanged (the worker retries meanwhile).
+- the services whose files changed in the latest scan are *unsettled*: the soa dir might be
+  mid-update (a half-written file can parse and list fewer instances; `rm -r` or a checkout
+  removes services one after the other), so nothing is deleted until a scan sees no change at
+  all. Then the kill threshold judges the whole change, not its first half (the worker retries
+  deferred deletions meanwhile).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class ConfigView:
     #: services that failed to load -> why; `broken_instances` holds their last known instance names
     errors: Mapping[str, ConfigError] = field(default_factory=dict)
     broken_instances: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    #: services whose files changed in the latest scan (their removals wait)
+    #: services whose files changed in the latest scan (while any did, deletions wait)
     unsettled: frozenset[str] = frozenset()
     #: why nothing may be deleted now (None: deletions may proceed, within the kill threshold)
     doubt: str | None = "soa-configs not loaded yet"
@@ -86,6 +88,7 @@ class ConfigCache:
         self._good_scans = 0
         self._doubt: str | None = "soa-configs not loaded yet"
         self._reported: dict[str, str] = {}
+        self._scanning = threading.Lock()  # one scan or reload at a time
 
     def view(self) -> ConfigView:
         with self._lock:
@@ -103,6 +106,10 @@ class ConfigCache:
     # ------------------------------------------------------------------ scanning
     def scan(self) -> set[str]:
         """Stat the soa dir, reload what changed; return the job ids to reconcile."""
+        with self._scanning:
+            return self._scan()
+
+    def _scan(self) -> set[str]:
         snapshot = take_snapshot(self.soa.path, self.cluster)
         if snapshot is None:
             reason = f"soa-configs directory {self.soa.path} is missing, unreadable or empty"
@@ -130,13 +137,23 @@ class ConfigCache:
 
     def reload_all(self) -> set[str]:
         """Reload every service of the latest snapshot, changed or not (the full resync's backstop
-        for a change the stats missed); returns the affected job ids."""
-        with self._lock:
-            names = set(self._snapshot or ())
-        keys: set[str] = set()
-        for name in sorted(names):
-            keys |= self._reload(name, present=True)
-        return keys
+        for a change the stats missed); returns the affected job ids. A service this finds
+        changed (or broken) is unsettled until the next scan, as if a scan had seen it change."""
+        with self._scanning:
+            with self._lock:
+                names = set(self._snapshot or ())
+            keys: set[str] = set()
+            moved: set[str] = set()
+            for name in sorted(names):
+                found = self._reload(name, present=True)
+                with self._lock:
+                    broken = name in self._errors
+                if found or broken:
+                    moved.add(name)
+                keys |= found
+            with self._lock:
+                self._unsettled = self._unsettled | moved
+            return keys
 
     def _reload(self, name: str, *, present: bool) -> set[str]:
         with self._lock:

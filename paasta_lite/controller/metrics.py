@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -65,14 +65,40 @@ class _Metric:
         raise NotImplementedError
 
 
-class Counter(_Metric):
+#: A value read at scrape time: one number, or one per label-values tuple.
+Reader = Callable[[], "float | Mapping[LabelValues, float]"]
+
+
+class _Valued(_Metric):
+    """Values per label combination, set by the program or read from ``function`` at each scrape."""
+
+    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = (),
+                 function: Reader | None = None) -> None:
+        super().__init__(name, help_text, labelnames)
+        self._values: dict[LabelValues, float] = {}
+        self._function = function
+
+    def _current(self) -> dict[LabelValues, float]:
+        if self._function is None:
+            with self._lock:
+                return dict(self._values)
+        read = self._function()
+        if isinstance(read, Mapping):
+            return {tuple(key): float(value) for key, value in read.items()}
+        return {(): float(read)}
+
+    def value(self, **labels: str) -> float:
+        return self._current().get(self._key(labels), 0.0)
+
+    def samples(self) -> list[str]:
+        return [f"{self.name}{_labels(self.labelnames, key)} {_number(value)}"
+                for key, value in sorted(self._current().items())]
+
+
+class Counter(_Valued):
     """A value that only goes up (``*_total``), per label combination."""
 
     kind = "counter"
-
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
-        super().__init__(name, help_text, labelnames)
-        self._values: dict[LabelValues, float] = {}
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
         if amount < 0:
@@ -81,44 +107,16 @@ class Counter(_Metric):
         with self._lock:
             self._values[key] = self._values.get(key, 0.0) + amount
 
-    def value(self, **labels: str) -> float:
-        with self._lock:
-            return self._values.get(self._key(labels), 0.0)
 
-    def samples(self) -> list[str]:
-        with self._lock:
-            values = sorted(self._values.items())
-        return [f"{self.name}{_labels(self.labelnames, key)} {_number(value)}" for key, value in values]
-
-
-class Gauge(_Metric):
+class Gauge(_Valued):
     """A value set at will, or read from ``function`` at each scrape (e.g. the queue depth)."""
 
     kind = "gauge"
-
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = (),
-                 function: Callable[[], float] | None = None) -> None:
-        super().__init__(name, help_text, labelnames)
-        self._values: dict[LabelValues, float] = {}
-        self._function = function
 
     def set(self, value: float, **labels: str) -> None:
         key = self._key(labels)
         with self._lock:
             self._values[key] = float(value)
-
-    def value(self, **labels: str) -> float:
-        if self._function is not None:
-            return float(self._function())
-        with self._lock:
-            return self._values.get(self._key(labels), 0.0)
-
-    def samples(self) -> list[str]:
-        if self._function is not None:
-            return [f"{self.name} {_number(float(self._function()))}"]
-        with self._lock:
-            values = sorted(self._values.items())
-        return [f"{self.name}{_labels(self.labelnames, key)} {_number(value)}" for key, value in values]
 
 
 class Histogram(_Metric):
@@ -164,12 +162,13 @@ class Registry:
         self._metrics.append(metric)
         return metric
 
-    def counter(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> Counter:
-        metric: Counter = self.register(Counter(name, help_text, labelnames))
+    def counter(self, name: str, help_text: str, labelnames: Sequence[str] = (),
+                function: Reader | None = None) -> Counter:
+        metric: Counter = self.register(Counter(name, help_text, labelnames, function))
         return metric
 
     def gauge(self, name: str, help_text: str, labelnames: Sequence[str] = (),
-              function: Callable[[], float] | None = None) -> Gauge:
+              function: Reader | None = None) -> Gauge:
         metric: Gauge = self.register(Gauge(name, help_text, labelnames, function))
         return metric
 
@@ -182,6 +181,32 @@ class Registry:
         for metric in self._metrics:
             lines += metric.header() + metric.samples()
         return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- deployd's metrics
+
+
+class DeploydMetrics:
+    """The metrics paasta_deployd exposes (all named ``paasta_deployd_*``)."""
+
+    def __init__(self, *, queue_depth: Callable[[], float], retries_waiting: Callable[[], float],
+                 is_leader: Callable[[], bool], watch_stats: Callable[[], Mapping[str, int]]) -> None:
+        registry = self.registry = Registry()
+        registry.gauge("paasta_deployd_queue_depth", "Job ids queued for a worker.", function=queue_depth)
+        registry.gauge("paasta_deployd_queue_retries_waiting", "Job ids waiting for their retry backoff.",
+                       function=retries_waiting)
+        self.reconcile_seconds = registry.histogram(
+            "paasta_deployd_reconcile_duration_seconds", "Wall time of one reconcile of a batch of job ids.")
+        self.writes = registry.counter(
+            "paasta_deployd_writes_total", "Writes to the Kubernetes API, by verb and outcome.",
+            ["verb", "outcome"])
+        self.last_full_resync = registry.gauge(
+            "paasta_deployd_last_full_resync_timestamp_seconds", "Unix time of the last full resync.")
+        registry.gauge("paasta_deployd_is_leader", "1 when this replica may write.",
+                       function=lambda: 1.0 if is_leader() else 0.0)
+        registry.counter("paasta_deployd_watch_total",
+                         "Informer activity: lists, watches, events, reconnects, gone (410).", ["what"],
+                         function=lambda: {(what,): float(n) for what, n in watch_stats().items()})
 
 
 # --------------------------------------------------------------------------- the HTTP server

@@ -1,0 +1,368 @@
+"""paasta_deployd end to end: soa dir on disk -> the loop -> the real client over HTTP -> fake API server.
+
+Covers: the first sync creates every app and makes deployd ready; a soa edit and a new
+deployments.json version reach only their Deployment; drift (replicas, a container's env, a
+label) is reverted and a deleted app recreated, through the watch; a dropped watch and a 410
+are recovered from; an idle deployd makes no writes, also across a full resync; an instance
+removed from soa-configs is deleted once its service settles, but nothing is deleted from an
+empty or missing soa dir or over the kill threshold; a follower writes nothing until it leads;
+/metrics, /healthz and /readyz; actions reach the deploy event log; `--print-manifests`;
+SIGTERM on the real process exits 0 after finishing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import FakeApi
+from soa_builders import deployments_doc, write_tree
+
+from paasta_lite.config.system_config import load_system_config
+from paasta_lite.controller.loop import Deployd, Settings
+from paasta_lite.kube import labels
+from paasta_lite.kube.client import KubeClient
+from paasta_lite.paasta_deployd import paasta_deployd
+
+CLUSTER = "c1"
+SHA, NEW_SHA = "a" * 40, "b" * 40
+
+
+def service_files(name: str, instances: dict[str, Any], *, sha: str = SHA) -> dict[str, Any]:
+    return {f"{name}/service.yaml": {"description": name},
+            f"{name}/kubernetes-{CLUSTER}.yaml": instances,
+            f"{name}/deployments.json": deployments_doc({f"{CLUSTER}.{i}": sha for i in instances}, service=name)}
+
+
+def edit(soa: Path, name: str, instances: dict[str, Any], *, sha: str = SHA) -> None:
+    """Rewrite a service's files, moving their mtimes on so a scan sees the change whatever the size."""
+    write_tree(soa, service_files(name, instances, sha=sha))
+    for path in (soa / name).iterdir():
+        stamp = path.stat().st_mtime_ns + 10**9
+        os.utime(path, ns=(stamp, stamp))
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(0.02)
+
+
+class Leader:
+    """A leader elector the test flips."""
+
+    def __init__(self, leading: bool = True) -> None:
+        self.leading = leading
+
+    def start(self) -> None:
+        pass
+
+    def is_leader(self) -> bool:
+        return self.leading
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass
+class Running:
+    deployd: Deployd
+    fake: FakeApi
+    soa: Path
+    thread: threading.Thread
+    clients: list[KubeClient] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        assert self.deployd.server is not None
+        return f"http://127.0.0.1:{self.deployd.server.port}"
+
+    def deployment(self, service: str, instance: str) -> dict[str, Any] | None:
+        return self.fake.server.get_object("deployments", f"paastasvc-{service}", f"{service}-{instance}")
+
+    def replicas(self, service: str, instance: str) -> Any:
+        obj = self.deployment(service, instance)
+        return None if obj is None else obj["spec"]["replicas"]
+
+    def stop(self) -> None:
+        self.deployd.request_stop()
+        self.thread.join(10)
+        for client in self.clients:
+            client.close()
+
+
+@pytest.fixture
+def soa(tmp_path: Path) -> Path:
+    files = {**service_files("web", {"main": {"instances": 2}, "canary": {"instances": 1}}),
+             **service_files("api", {"main": {"instances": 3, "env": {"MODE": "fast"}}}),
+             **service_files("batch", {"main": {"instances": 1}})}
+    return write_tree(tmp_path / "soa", files)
+
+
+@pytest.fixture
+def system_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "system"
+    directory.mkdir()
+    (directory / "cluster.json").write_text(json.dumps({"cluster": CLUSTER, "docker_registry": "registry.test"}))
+    monkeypatch.setenv("PAASTA_SYSTEM_CONFIG_DIR", str(directory))
+    return directory
+
+
+@pytest.fixture
+def start(fake_api: FakeApi, soa: Path, system_dir: Path) -> Iterator[Callable[..., Running]]:
+    started: list[Running] = []
+
+    def launch(elector: Any = None, **overrides: Any) -> Running:
+        settings = Settings(**{"soa_dir": str(soa), "cluster": CLUSTER, "resync": 60.0, "concurrency": 2,
+                               "scan_interval": 0.05, "metrics_host": "127.0.0.1", "metrics_port": 0,
+                               "watch_timeout": 30, **overrides})
+        clients = [KubeClient(kubeconfig=fake_api.kubeconfig, base_delay=0.01, timeout=5.0) for _ in range(2)]
+        deployd = Deployd(settings, system=load_system_config(str(system_dir)), client=clients[0],
+                          watch_client=clients[1], elector=elector or Leader())
+        thread = threading.Thread(target=deployd.run, name="deployd-under-test", daemon=True)
+        running = Running(deployd, fake_api, soa, thread, clients)
+        started.append(running)
+        thread.start()
+        return running
+
+    yield launch
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def running(start: Callable[..., Running]) -> Running:
+    deployd = start()
+    wait_for(deployd.deployd.ready, what="first full sync")
+    return deployd
+
+
+def writes_to(fake: FakeApi, name: str) -> list[tuple[str, str]]:
+    return [(method, path) for method, path in fake.server.writes() if path.endswith(f"/{name}")]
+
+
+# --------------------------------------------------------------------------- applying soa-configs
+
+
+def test_first_sync_creates_every_app_and_makes_deployd_ready(running: Running) -> None:
+    assert [running.replicas(*job) for job in (("web", "main"), ("web", "canary"), ("api", "main"),
+                                               ("batch", "main"))] == [2, 1, 3, 1]
+    assert get(f"{running.url}/readyz") == (200, "ready\n")
+    assert get(f"{running.url}/healthz") == (200, "ok\n")
+
+
+def test_a_soa_edit_is_applied_to_its_deployment_only(running: Running) -> None:
+    running.fake.server.reset_counts()
+    edit(running.soa, "web", {"main": {"instances": 5}, "canary": {"instances": 1}})
+    wait_for(lambda: running.replicas("web", "main") == 5, what="the new replica count")
+    time.sleep(0.3)  # our own write's watch event is reconciled too: it must not write again
+    assert running.fake.server.writes() == [("PUT", "/apis/apps/v1/namespaces/paastasvc-web/deployments/web-main")]
+
+
+def test_a_new_deployments_json_version_rolls_out(running: Running) -> None:
+    edit(running.soa, "api", {"main": {"instances": 3, "env": {"MODE": "fast"}}}, sha=NEW_SHA)
+    wait_for(lambda: (running.deployment("api", "main") or {})["metadata"]["labels"][labels.GIT_SHA] == NEW_SHA,
+             what="the new git sha")
+    assert running.deployment("web", "main")["metadata"]["labels"][labels.GIT_SHA] == SHA  # type: ignore[index]
+
+
+def test_a_new_instance_is_created(running: Running) -> None:
+    edit(running.soa, "batch", {"main": {"instances": 1}, "nightly": {"instances": 2}})
+    wait_for(lambda: running.replicas("batch", "nightly") == 2, what="the new instance")
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def test_drift_is_reverted(running: Running) -> None:
+    client = running.fake.client
+    client.patch_deployment("paastasvc-api", "api-main", {"spec": {"replicas": 9}})
+    wait_for(lambda: running.replicas("api", "main") == 3, what="replicas reverted")
+    live = running.deployment("api", "main")
+    assert live is not None
+    live["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "MODE", "value": "slow"}]
+    client.replace_deployment("paastasvc-api", "api-main", live)
+
+    def env() -> list[str]:
+        obj = running.deployment("api", "main") or {}
+        return [e.get("value") for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]
+                if e["name"] == "MODE"]
+
+    wait_for(lambda: env() == ["fast"], what="env reverted")
+    client.patch_deployment("paastasvc-api", "api-main", {"metadata": {"labels": {labels.GIT_SHA: "c" * 40}}})
+    wait_for(lambda: (running.deployment("api", "main") or {})["metadata"]["labels"][labels.GIT_SHA] == SHA,
+             what="label reverted")
+
+
+def test_a_deleted_app_is_recreated(running: Running) -> None:
+    before = running.deployment("web", "canary")
+    assert before is not None
+    running.fake.client.delete_deployment("paastasvc-web", "web-canary")
+    recreated = wait_for(lambda: running.deployment("web", "canary"), what="the app recreated")
+    assert recreated["metadata"]["uid"] != before["metadata"]["uid"]
+
+
+def test_a_lost_watch_is_recovered(running: Running) -> None:
+    server, client = running.fake.server, running.fake.client
+    server.drop_watches()
+    client.patch_deployment("paastasvc-web", "web-main", {"spec": {"replicas": 7}})
+    wait_for(lambda: running.replicas("web", "main") == 2, what="drift reverted after a dropped watch")
+    server.expire_watches()
+    client.patch_deployment("paastasvc-web", "web-main", {"spec": {"replicas": 8}})
+    wait_for(lambda: running.replicas("web", "main") == 2, what="drift reverted after a 410")
+    assert running.deployd.informer.stats["gone"] >= 1
+
+
+def test_an_idle_deployd_makes_no_writes_even_across_a_full_resync(running: Running) -> None:
+    running.fake.server.settle_all()
+    time.sleep(0.3)
+    running.fake.server.reset_counts()
+    running.deployd.full_resync()
+    wait_for(lambda: running.deployd.queue.idle(), what="the resync reconciled")
+    time.sleep(0.3)
+    assert running.fake.server.writes() == []
+
+
+# --------------------------------------------------------------------------- deleting
+
+
+def test_a_removed_instance_is_deleted_once_its_service_settles(running: Running) -> None:
+    edit(running.soa, "web", {"main": {"instances": 2}})
+    wait_for(lambda: running.deployment("web", "canary") is None, what="the removed instance deleted")
+    assert running.deployment("web", "main") is not None
+    assert running.fake.server.deletions == [("deployments", "paastasvc-web", "web-canary", "Foreground")]
+
+
+@pytest.mark.parametrize("damage", ["empty", "missing"])
+def test_nothing_is_deleted_from_an_empty_or_missing_soa_dir(running: Running, damage: str) -> None:
+    for child in running.soa.iterdir():
+        shutil.rmtree(child)
+    if damage == "missing":
+        running.soa.rmdir()
+    wait_for(lambda: running.deployd.configs.view().doubt is not None, what="doubt")
+    running.deployd.full_resync()
+    wait_for(lambda: running.deployd.queue.idle(), what="the resync reconciled")
+    time.sleep(0.5)  # many scans
+    assert running.fake.server.deletions == []
+    assert len(running.fake.server.list_objects("deployments")) == 4
+
+
+def test_a_mass_removal_is_refused_by_the_kill_threshold(running: Running) -> None:
+    shutil.rmtree(running.soa / "api")
+    shutil.rmtree(running.soa / "batch")
+    edit(running.soa, "web", {"main": {"instances": 2}})  # 3 of 4 apps would go
+    wait_for(lambda: running.deployd.configs.view().doubt is None
+             and not running.deployd.configs.view().unsettled, what="settled")
+    running.deployd.full_resync()
+    wait_for(lambda: running.deployd.queue.idle(), what="the resync reconciled")
+    time.sleep(0.3)
+    assert running.fake.server.deletions == []
+
+
+# --------------------------------------------------------------------------- leadership, observability
+
+
+def test_a_follower_writes_nothing_until_it_leads(start: Callable[..., Running]) -> None:
+    leader = Leader(leading=False)
+    follower = start(elector=leader)
+    wait_for(follower.deployd.ready, what="the follower's first sync")
+    assert follower.fake.server.writes() == []
+    assert "paasta_deployd_is_leader 0" in get(f"{follower.url}/metrics")[1]
+    leader.leading = True
+    wait_for(lambda: follower.replicas("web", "main") == 2, what="the new leader's resync")
+
+
+def test_metrics_describe_the_work(running: Running) -> None:
+    status, body = get(f"{running.url}/metrics")
+    assert status == 200
+    lines = body.splitlines()
+    assert 'paasta_deployd_writes_total{verb="create",outcome="ok"} 4' in lines
+    assert "paasta_deployd_queue_depth 0" in lines
+    assert "paasta_deployd_is_leader 1" in lines
+    count = next(line for line in lines if line.startswith("paasta_deployd_reconcile_duration_seconds_count"))
+    assert int(count.split()[1]) >= 1
+    resync = next(line for line in lines if line.startswith("paasta_deployd_last_full_resync_timestamp_seconds"))
+    assert abs(float(resync.split()[1]) - time.time()) < 60
+    assert 'paasta_deployd_watch_total{what="lists"} 1' in lines
+
+
+def test_actions_reach_the_deploy_event_log(running: Running, private_home: Path) -> None:
+    records = [json.loads(line) for line in
+               (private_home / ".paasta_lite" / "logs" / "web" / "deploy.jsonl").read_text().splitlines()]
+    messages = {(r["instance"], r["message"].split(" (")[0]) for r in records}
+    assert ("main", "paasta_deployd: created web.main") in messages
+    assert ("canary", "paasta_deployd: created web.canary") in messages
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_print_manifests() -> None:
+    result = CliRunner().invoke(paasta_deployd, ["--print-manifests", "--namespace", "ops", "-c", "prod"])
+    assert result.exit_code == 0, result.output
+    objects = list(yaml.safe_load_all(result.output))
+    assert [o["kind"] for o in objects] == ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                                            "Role", "RoleBinding", "Deployment"]
+    role = objects[2]
+    assert {r["resources"][0] for r in role["rules"]} == {
+        "deployments", "namespaces", "horizontalpodautoscalers", "poddisruptionbudgets"}
+    deployment = objects[-1]
+    assert deployment["spec"]["replicas"] == 2
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["args"][-2:] == ["-c", "prod"] and "--leader-elect" in container["args"]
+    assert all(labels.MANAGED not in (o["metadata"].get("labels") or {}) for o in objects)
+
+
+def test_leader_election_is_a_clear_usage_error_for_now(soa: Path, system_dir: Path) -> None:
+    result = CliRunner().invoke(paasta_deployd, ["-d", str(soa), "--leader-elect"])
+    assert result.exit_code == 2
+    assert "--leader-elect is not available yet" in result.output
+
+
+def test_sigterm_finishes_and_exits_zero(fake_api: FakeApi, soa: Path, system_dir: Path) -> None:
+    env = {**os.environ, "KUBECONFIG": fake_api.kubeconfig, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paasta_lite.paasta_deployd", "-d", str(soa), "--scan-interval", "0.05",
+         "--metrics-port", "0", "--metrics-host", "127.0.0.1"],
+        env=env, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    lines: list[str] = []
+    for line in process.stderr:
+        lines.append(line)
+        if "first full sync done" in line:
+            break
+    assert fake_api.server.get_object("deployments", "paastasvc-web", "web-main") is not None
+    process.send_signal(signal.SIGTERM)
+    rest = process.communicate(timeout=10)[1]
+    assert process.returncode == 0, "".join(lines) + rest
+    assert "SIGTERM received" in rest and "stopped" in rest
