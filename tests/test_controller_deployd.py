@@ -44,9 +44,10 @@ SHA, NEW_SHA = "a" * 40, "b" * 40
 
 
 def service_files(name: str, instances: dict[str, Any], *, sha: str = SHA) -> dict[str, Any]:
+    versions = {f"{CLUSTER}.{instance}": sha for instance in instances}
     return {f"{name}/service.yaml": {"description": name},
             f"{name}/kubernetes-{CLUSTER}.yaml": instances,
-            f"{name}/deployments.json": deployments_doc({f"{CLUSTER}.{i}": sha for i in instances}, service=name)}
+            f"{name}/deployments.json": deployments_doc(versions, service=name)}
 
 
 def edit(soa: Path, name: str, instances: dict[str, Any], *, sha: str = SHA) -> None:
@@ -123,7 +124,8 @@ def soa(tmp_path: Path) -> Path:
 def system_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "system"
     directory.mkdir()
-    (directory / "cluster.json").write_text(json.dumps({"cluster": CLUSTER, "docker_registry": "registry.test"}))
+    config = {"cluster": CLUSTER, "docker_registry": "registry.test"}
+    (directory / "cluster.json").write_text(json.dumps(config))
     monkeypatch.setenv("PAASTA_SYSTEM_CONFIG_DIR", str(directory))
     return directory
 
@@ -176,14 +178,17 @@ def test_a_soa_edit_is_applied_to_its_deployment_only(running: Running) -> None:
     edit(running.soa, "web", {"main": {"instances": 5}, "canary": {"instances": 1}})
     wait_for(lambda: running.replicas("web", "main") == 5, what="the new replica count")
     time.sleep(0.3)  # our own write's watch event is reconciled too: it must not write again
-    assert running.fake.server.writes() == [("PUT", "/apis/apps/v1/namespaces/paastasvc-web/deployments/web-main")]
+    path = "/apis/apps/v1/namespaces/paastasvc-web/deployments/web-main"
+    assert running.fake.server.writes() == [("PUT", path)]
 
 
 def test_a_new_deployments_json_version_rolls_out(running: Running) -> None:
     edit(running.soa, "api", {"main": {"instances": 3, "env": {"MODE": "fast"}}}, sha=NEW_SHA)
-    wait_for(lambda: (running.deployment("api", "main") or {})["metadata"]["labels"][labels.GIT_SHA] == NEW_SHA,
-             what="the new git sha")
-    assert running.deployment("web", "main")["metadata"]["labels"][labels.GIT_SHA] == SHA  # type: ignore[index]
+    def sha(service: str) -> str:
+        return str((running.deployment(service, "main") or {})["metadata"]["labels"][labels.GIT_SHA])
+
+    wait_for(lambda: sha("api") == NEW_SHA, what="the new git sha")
+    assert sha("web") == SHA
 
 
 def test_a_new_instance_is_created(running: Running) -> None:
@@ -299,10 +304,11 @@ def test_metrics_describe_the_work(running: Running) -> None:
     assert 'paasta_deployd_writes_total{verb="create",outcome="ok"} 4' in lines
     assert "paasta_deployd_queue_depth 0" in lines
     assert "paasta_deployd_is_leader 1" in lines
-    count = next(line for line in lines if line.startswith("paasta_deployd_reconcile_duration_seconds_count"))
-    assert int(count.split()[1]) >= 1
-    resync = next(line for line in lines if line.startswith("paasta_deployd_last_full_resync_timestamp_seconds"))
-    assert abs(float(resync.split()[1]) - time.time()) < 60
+    def value(name: str) -> float:
+        return float(next(line for line in lines if line.startswith(name)).split()[1])
+
+    assert value("paasta_deployd_reconcile_duration_seconds_count") >= 1
+    assert abs(value("paasta_deployd_last_full_resync_timestamp_seconds") - time.time()) < 60
     assert 'paasta_deployd_watch_total{what="lists"} 1' in lines
 
 
@@ -329,8 +335,8 @@ def test_print_manifests() -> None:
     result = CliRunner().invoke(paasta_deployd, ["--print-manifests", "--namespace", "ops", "-c", "prod"])
     assert result.exit_code == 0, result.output
     objects = list(yaml.safe_load_all(result.output))
-    assert [o["kind"] for o in objects] == ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                                            "Role", "RoleBinding", "Deployment"]
+    assert [o["kind"] for o in objects] == ["Namespace", "ServiceAccount", "ClusterRole",
+                                            "ClusterRoleBinding", "Role", "RoleBinding", "Deployment"]
     role = objects[2]
     assert {r["resources"][0] for r in role["rules"]} == {
         "deployments", "namespaces", "horizontalpodautoscalers", "poddisruptionbudgets"}

@@ -108,7 +108,7 @@ class Deployd:
             self._last_tick = time.monotonic()  # waiting for the API server is not being stuck
             if self._stop.is_set():
                 return False
-        self.queue.add_all(self.configs.scan())
+        self.queue.add_all(sorted(self.configs.scan()))
         self.workers.start()
         self._leading = self.elector.is_leader()
         log.info("started for cluster %s (%s); %d managed Deployments, %d configured instances",
@@ -120,7 +120,7 @@ class Deployd:
     def tick(self) -> None:
         """One pass of the main loop."""
         self._last_tick = time.monotonic()
-        self.queue.add_all(self.configs.scan())
+        self.queue.add_all(sorted(self.configs.scan()))
         leading = self.elector.is_leader()
         if leading != self._leading:
             self._leading = leading
@@ -140,7 +140,7 @@ class Deployd:
                 self._first_sync = set(keys)
                 if not keys:
                     self._ready.set()
-        self.queue.add_all(keys)
+        self.queue.add_all(sorted(keys))  # a service's instances together: batches stay per service
         self.metrics.last_full_resync.set(time.time())
         self._next_resync = time.monotonic() + self.settings.resync
         log.info("full resync: %d instances queued", len(keys))
