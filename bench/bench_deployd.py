@@ -172,6 +172,11 @@ def main() -> None:
         p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
         print(f"time to the write over {len(latencies)} one-instance edits: p50 {p50:.2f} s, "
               f"p95 {p95:.2f} s, max {max(latencies):.2f} s")
+        surprises = [line for at, line in deployd.lines
+                     if at > synced and re.search(r" (deleted|created) ", line)]
+        print(f"unexpected actions after the first sync: {len(surprises)}")
+        for line in surprises[:10]:
+            print("  " + line)
         metrics = deployd.metrics()
         writes = [line for line in metrics.splitlines() if line.startswith("paasta_deployd_writes_total")]
         print("deployd metrics: " + "; ".join(writes))

@@ -68,6 +68,8 @@ def identity() -> str:
               help="Seconds between scans of the soa dir for changes.")
 @click.option("-t", "--kill-threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Refuse deletions when more than this fraction of the managed apps would go.")
+@click.option("--settle", type=click.FloatRange(min=0.0), default=10.0, show_default=True,
+              help="Delete only once the soa dir has been unchanged this many seconds.")
 @click.option("--print-manifests", is_flag=True,
               help="Print the Kubernetes objects that run deployd in the cluster, and exit.")
 @click.option("--namespace", default=manifests.DEFAULT_NAMESPACE, show_default=True,
@@ -77,7 +79,7 @@ def identity() -> str:
 @verbose_option
 def paasta_deployd(soa_dir: str, cluster: str | None, resync: float, concurrency: int, leader_elect: bool,
                    metrics_port: int | None, metrics_host: str, scan_interval: float, kill_threshold: float,
-                   print_manifests: bool, namespace: str, image: str, verbose: int) -> None:
+                   settle: float, print_manifests: bool, namespace: str, image: str, verbose: int) -> None:
     """Reconcile the cluster with soa-configs continuously (watch + work queue)."""
     if print_manifests:
         click.echo(manifests.to_yaml(manifests.manifests(namespace=namespace, image=image, cluster=cluster)),
@@ -88,7 +90,7 @@ def paasta_deployd(soa_dir: str, cluster: str | None, resync: float, concurrency
     cluster_name = system.require_cluster(cluster)
     SoaDir(soa_dir).check()  # a mistyped -d is a usage error; a soa dir that vanishes later is a doubt
     settings = Settings(soa_dir=soa_dir, cluster=cluster_name, resync=resync, concurrency=concurrency,
-                        scan_interval=scan_interval, kill_threshold=kill_threshold,
+                        scan_interval=scan_interval, kill_threshold=kill_threshold, settle=settle,
                         metrics_host=metrics_host, metrics_port=metrics_port)
     elector = make_elector(leader_elect, identity=identity(), cluster=cluster_name)
     with KubeClient() as client, KubeClient() as watch_client:

@@ -137,7 +137,7 @@ def start(fake_api: FakeApi, soa: Path, system_dir: Path) -> Iterator[Callable[.
     def launch(elector: Any = None, **overrides: Any) -> Running:
         settings = Settings(**{"soa_dir": str(soa), "cluster": CLUSTER, "resync": 60.0, "concurrency": 2,
                                "scan_interval": 0.05, "metrics_host": "127.0.0.1", "metrics_port": 0,
-                               "watch_timeout": 30, **overrides})
+                               "watch_timeout": 30, "settle": 0.3, **overrides})
         clients = [KubeClient(kubeconfig=fake_api.kubeconfig, base_delay=0.01, timeout=5.0) for _ in range(2)]
         deployd = Deployd(settings, system=load_system_config(str(system_dir)), client=clients[0],
                           watch_client=clients[1], elector=elector or Leader())
@@ -256,6 +256,21 @@ def test_a_removed_instance_is_deleted_once_its_service_settles(running: Running
     wait_for(lambda: running.deployment("web", "canary") is None, what="the removed instance deleted")
     assert running.deployment("web", "main") is not None
     assert running.fake.server.deletions == [("deployments", "paastasvc-web", "web-canary", "Foreground")]
+
+
+def test_a_file_left_empty_mid_rewrite_deletes_nothing(start: Callable[..., Running]) -> None:
+    running = start(settle=2.0)
+    wait_for(running.deployd.ready, what="first full sync")
+    path = running.soa / "web" / f"kubernetes-{CLUSTER}.yaml"
+    text = path.read_text()
+    running.fake.server.reset_counts()
+    path.write_text("")  # a writer that truncated the file and stalls: "no instances" for a while
+    wait_for(lambda: not running.deployd.configs.view().is_configured("web.main"), what="the empty file seen")
+    time.sleep(0.5)  # many quiet scans of the empty file
+    edit(running.soa, "web", yaml.safe_load(text))
+    wait_for(lambda: running.deployd.configs.view().is_configured("web.main"), what="the file back")
+    time.sleep(0.3)
+    assert running.fake.server.writes() == []  # nothing deleted, so nothing to recreate either
 
 
 @pytest.mark.parametrize("damage", ["empty", "missing"])

@@ -10,11 +10,12 @@ What may be deleted is guarded here, because this is where doubt is known (STYLE
   (`ConfigView.doubt`): no deletion at all until two good scans in a row have been seen;
 - a service that fails to load keeps its apps (`errors`; cleanup treats it as unreadable) and
   its last good instance names, so its keys are reported as failing rather than as removed;
-- the services whose files changed in the latest scan are *unsettled*: the soa dir might be
-  mid-update (a half-written file can parse and list fewer instances; `rm -r` or a checkout
-  removes services one after the other), so nothing is deleted until a scan sees no change at
-  all. Then the kill threshold judges the whole change, not its first half (the worker retries
-  deferred deletions meanwhile).
+- the soa dir might be mid-update: a file being rewritten is empty for a moment, and an empty
+  `kubernetes-<cluster>.yaml` parses as "no instances"; `rm -r` or a checkout removes services
+  one after the other. So the view says when the soa dir last changed (`changed_at`), and the
+  worker deletes only once it has been unchanged for a settle time; then the kill threshold
+  judges the whole change, not its first half. Services whose files changed in the latest scan
+  are also *unsettled*: cleanup keeps all their apps.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from paasta_lite.config.naming import split_job_id
@@ -53,8 +55,10 @@ class ConfigView:
     #: services that failed to load -> why; `broken_instances` holds their last known instance names
     errors: Mapping[str, ConfigError] = field(default_factory=dict)
     broken_instances: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    #: services whose files changed in the latest scan (while any did, deletions wait)
+    #: services whose files changed in the latest scan (cleanup keeps all their apps)
     unsettled: frozenset[str] = frozenset()
+    #: when the soa dir was last seen changing (`clock` time): deletions wait for it to settle
+    changed_at: float = 0.0
     #: why nothing may be deleted now (None: deletions may proceed, within the kill threshold)
     doubt: str | None = "soa-configs not loaded yet"
 
@@ -76,9 +80,11 @@ class ConfigView:
 class ConfigCache:
     """Loaded services of one soa dir and cluster, refreshed by `scan()` (one thread calls it)."""
 
-    def __init__(self, soa_dir: str | os.PathLike[str], cluster: str) -> None:
+    def __init__(self, soa_dir: str | os.PathLike[str], cluster: str, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.soa = SoaDir(soa_dir)
         self.cluster = cluster
+        self.clock = clock
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._services: dict[str, ServiceConfig] = {}
@@ -87,6 +93,7 @@ class ConfigCache:
         self._unsettled: frozenset[str] = frozenset()
         self._good_scans = 0
         self._doubt: str | None = "soa-configs not loaded yet"
+        self._changed_at = clock()
         self._reported: dict[str, str] = {}
         self._scanning = threading.Lock()  # one scan or reload at a time
 
@@ -95,7 +102,7 @@ class ConfigCache:
             broken = {name: (self._last_good[name].instance_names(self.cluster)
                              if name in self._last_good else frozenset()) for name in self._errors}
             return ConfigView(self.cluster, dict(self._services), dict(self._errors), broken,
-                              self._unsettled, self._doubt)
+                              unsettled=self._unsettled, changed_at=self._changed_at, doubt=self._doubt)
 
     @property
     def loaded(self) -> bool:
@@ -117,6 +124,7 @@ class ConfigCache:
                 if self._doubt != reason:
                     log.warning("%s: keeping the last loaded configs and deleting nothing", reason)
                 self._snapshot, self._good_scans, self._doubt = None, 0, reason
+                self._changed_at = self.clock()
             return set()
         with self._lock:
             previous = self._snapshot
@@ -130,6 +138,8 @@ class ConfigCache:
         with self._lock:
             self._snapshot = snapshot
             self._unsettled = frozenset(changed)
+            if changed:
+                self._changed_at = self.clock()
             self._good_scans += 1
             self._doubt = None if self._good_scans >= SETTLED_SCANS else (
                 "soa-configs seen in one scan only; deletions wait for the next one")
@@ -153,6 +163,8 @@ class ConfigCache:
                 keys |= found
             with self._lock:
                 self._unsettled = self._unsettled | moved
+                if moved:
+                    self._changed_at = self.clock()
             return keys
 
     def _reload(self, name: str, *, present: bool) -> set[str]:

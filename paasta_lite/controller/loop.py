@@ -43,6 +43,8 @@ class Settings:
     batch: int = 50
     scan_interval: float = 1.0
     kill_threshold: float = 0.5
+    #: deletions wait until the soa dir has been unchanged this long (a rewrite is not a removal)
+    settle: float = 10.0
     watch_timeout: int = 300
     metrics_host: str = "0.0.0.0"
     metrics_port: int | None = None
@@ -68,7 +70,7 @@ class Deployd:
         self.reconciler = Reconciler(client=client, system=system, cluster=settings.cluster,
                                      configs=self.configs.view, live=self.informer.snapshot,
                                      is_leader=elector.is_leader, metrics=self.metrics,
-                                     kill_threshold=settings.kill_threshold)
+                                     kill_threshold=settings.kill_threshold, settle=settings.settle)
         self.workers = Workers(self.queue, self._process, count=settings.concurrency, batch=settings.batch)
         self.server = None if settings.metrics_port is None else StatusServer(
             self.metrics.registry, host=settings.metrics_host, port=settings.metrics_port,

@@ -10,9 +10,9 @@ deleted.
 
 What deployd adds is only what a long-running process needs:
 - writes happen only while `is_leader()` (checked before every write);
-- a failed write, and a deletion deferred because the soa dir is in doubt or changed in the
-  latest scan, is retried with backoff (the returned set); a config error is not (it is retried
-  when the files change);
+- a failed write, and a deletion deferred because the soa dir is in doubt or has not been
+  unchanged for `settle` seconds yet, is retried with backoff (the returned set); a config
+  error is not (it is retried when the files change);
 - one log line per action, and the same deploy event log as the cron entry points; a failure
   that repeats unchanged is logged once, not at every retry.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,7 +79,8 @@ class Reconciler:
 
     def __init__(self, *, client: KubeClient, system: SystemConfig, cluster: str,
                  configs: Callable[[], ConfigView], live: Callable[[], list[Obj]],
-                 is_leader: Callable[[], bool], metrics: DeploydMetrics, kill_threshold: float = 0.5) -> None:
+                 is_leader: Callable[[], bool], metrics: DeploydMetrics, kill_threshold: float = 0.5,
+                 settle: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.system = system
         self.cluster = cluster
@@ -87,6 +89,8 @@ class Reconciler:
         self.is_leader = is_leader
         self.metrics = metrics
         self.kill_threshold = kill_threshold
+        self.settle = settle
+        self.clock = clock
         self._said: dict[str, str] = {}  # job id -> the last failure or notice logged for it
         self._said_lock = threading.Lock()
 
@@ -147,10 +151,10 @@ class Reconciler:
         present = {jid for obj in live for jid in job_ids_of(obj) if jid in gone}
         if not present:
             return set()
-        if view.doubt is not None or view.unsettled:
-            # In doubt, or the soa dir changed in the latest scan (it may be mid-update, and the
-            # kill threshold must judge a whole change, not its first half): try again later.
-            why = view.doubt or "soa-configs changed in the latest scan"
+        if view.doubt is not None or view.unsettled or self.clock() - view.changed_at < self.settle:
+            # In doubt, or the soa dir changed lately (it may be mid-update, and the kill
+            # threshold must judge a whole change, not its first half): try again later.
+            why = view.doubt or f"soa-configs changed less than {self.settle:g} s ago"
             for jid in sorted(present):
                 self._notice(jid, f"not deleting {jid} yet: {why}")
             return present
