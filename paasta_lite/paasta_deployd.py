@@ -85,7 +85,6 @@ def paasta_deployd(soa_dir: str, cluster: str | None, resync: float, concurrency
         click.echo(manifests.to_yaml(manifests.manifests(namespace=namespace, image=image, cluster=cluster)),
                    nl=False)
         return
-    configure_logging(verbose)
     system = load_system_config()
     cluster_name = system.require_cluster(cluster)
     SoaDir(soa_dir).check()  # a mistyped -d is a usage error; a soa dir that vanishes later is a doubt
@@ -93,6 +92,7 @@ def paasta_deployd(soa_dir: str, cluster: str | None, resync: float, concurrency
                         scan_interval=scan_interval, kill_threshold=kill_threshold, settle=settle,
                         metrics_host=metrics_host, metrics_port=metrics_port)
     elector = make_elector(leader_elect, identity=identity(), cluster=cluster_name)
+    configure_logging(verbose)
     with KubeClient() as client, KubeClient() as watch_client:
         deployd = Deployd(settings, system=system, client=client, watch_client=watch_client, elector=elector)
 

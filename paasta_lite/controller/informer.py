@@ -174,9 +174,9 @@ class Informer:
                 affected |= job_ids_of(before) | job_ids_of(after)
         self.resource_version = version
         self.stats["lists"] += 1
-        self.synced.set()
         if affected:
             self.on_change(affected)
+        self.synced.set()  # after on_change: whoever waits for the sync finds those keys queued
 
     def watch_once(self) -> bool:
         """Watch from `resource_version` until the stream ends; True when it delivered anything."""

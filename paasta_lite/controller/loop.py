@@ -110,7 +110,7 @@ class Deployd:
             self._last_tick = time.monotonic()  # waiting for the API server is not being stuck
             if self._stop.is_set():
                 return False
-        self.queue.add_all(sorted(self.configs.scan()))
+        self.configs.scan()  # loads everything; the full resync below queues every key once
         self.workers.start()
         self._leading = self.elector.is_leader()
         log.info("started for cluster %s (%s); %d managed Deployments, %d configured instances",
