@@ -2,7 +2,8 @@
 
 Covers: a key queued twice is handed out once; a key added while a worker holds it is not
 handed to another worker and comes back exactly once after `done`; batches; per-key exponential
-backoff with a cap, reset by `forget`; an immediate add supersedes a pending retry; shutdown
+backoff with a cap, reset by `forget`; an immediate add supersedes a pending retry; changes
+overtake background (resync) keys, and a background key added as a change moves up; shutdown
 stops handing out keys while in-flight ones finish; the `Workers` pool retries what `process`
 reports as failed (and what raised), forgets the rest, and stops cleanly.
 """
@@ -92,6 +93,20 @@ def test_an_immediate_add_supersedes_a_pending_retry(queue: WorkQueue, clock: Cl
     queue.done("web.main")
     clock.now += 10
     assert queue.get(timeout=0) == []  # the retry was not queued a second time
+
+
+def test_changes_overtake_background_keys(queue: WorkQueue) -> None:
+    queue.add_all(["r.1", "r.2", "r.3"], background=True)
+    queue.add("edit.x")
+    queue.add("r.3")  # a change to a key the resync also queued: it moves up, once
+    assert queue.depth() == 4
+    assert queue.get(2, timeout=0) == ["edit.x", "r.3"]
+    assert queue.get(5, timeout=0) == ["r.1", "r.2"]
+    assert queue.get(5, timeout=0) == []
+    queue.add("r.1", background=True)  # while processing: re-queued, in the background, after done
+    queue.add("edit.y")
+    queue.done("r.1")
+    assert queue.get(5, timeout=0) == ["edit.y", "r.1"]
 
 
 def test_get_blocks_until_a_key_arrives() -> None:

@@ -142,7 +142,8 @@ class Deployd:
                 self._first_sync = set(keys)
                 if not keys:
                     self._ready.set()
-        self.queue.add_all(sorted(keys))  # a service's instances together: batches stay per service
+        # sorted: a service's instances share a batch; background: changes go first
+        self.queue.add_all(sorted(keys), background=True)
         self.metrics.last_full_resync.set(time.time())
         self._next_resync = time.monotonic() + self.settings.resync
         log.info("full resync: %d instances queued", len(keys))

@@ -12,6 +12,9 @@ that make this safe and cheap:
 - **Per-key backoff.** A failed key comes back through `add_rate_limited` after
   ``base_delay * 2**failures`` seconds, capped at ``max_delay``; `forget` (on success) resets it.
   One broken instance therefore costs little, and a recovering API server is not hammered.
+- **Changes before chores.** Keys from the periodic full resync are *background*: a worker takes
+  them only when no key from a watch event or a soa change waits, so one edit is not stuck
+  behind 2,000 resync keys. A background key added again as a change moves up.
 - **Clean shutdown.** `shut_down` stops accepting keys and stops handing them out; workers finish
   the batch they hold (`Workers.stop` waits for them). Keys still queued are dropped: the next
   start's full resync covers them.
@@ -50,8 +53,10 @@ class WorkQueue:
         self.max_delay = max_delay
         self._clock = clock
         self._cond = threading.Condition()
-        self._queue: deque[str] = deque()
+        self._urgent: deque[str] = deque()
+        self._background: deque[str] = deque()  # may hold stale entries: skipped when popped
         self._dirty: set[str] = set()  # queued, or added while processing (re-queued on done)
+        self._background_only: set[str] = set()  # dirty keys that only the resync asked for
         self._processing: set[str] = set()
         self._delayed: list[tuple[float, int, str]] = []  # heap of (due, sequence, key)
         self._due: dict[str, float] = {}  # earliest due time per delayed key
@@ -60,25 +65,32 @@ class WorkQueue:
         self._shutting_down = False
 
     # ------------------------------------------------------------------ adding
-    def add(self, key: str) -> None:
+    def add(self, key: str, *, background: bool = False) -> None:
         """Queue ``key`` now (no-op if it is already queued, or after shutdown)."""
         with self._cond:
-            self._add(key)
+            self._add(key, background)
 
-    def add_all(self, keys: Iterable[str]) -> None:
+    def add_all(self, keys: Iterable[str], *, background: bool = False) -> None:
         with self._cond:
             for key in keys:
-                self._add(key)
+                self._add(key, background)
 
-    def _add(self, key: str) -> None:
+    def _add(self, key: str, background: bool = False) -> None:
         if self._shutting_down:
             return
         self._due.pop(key, None)  # queued now: a pending delayed add of it is moot
         if key in self._dirty:
+            if not background and key in self._background_only:  # a change: move it up
+                self._background_only.discard(key)
+                if key not in self._processing:
+                    self._urgent.append(key)
+                    self._cond.notify()
             return
         self._dirty.add(key)
+        if background:
+            self._background_only.add(key)
         if key not in self._processing:
-            self._queue.append(key)
+            (self._background if background else self._urgent).append(key)
             self._cond.notify()
 
     def add_after(self, key: str, delay: float) -> None:
@@ -127,10 +139,8 @@ class WorkQueue:
                 if self._shutting_down:
                     return None
                 self._promote_due()
-                if self._queue:
-                    keys = [self._queue.popleft() for _ in range(min(max_items, len(self._queue)))]
-                    self._processing.update(keys)
-                    self._dirty.difference_update(keys)
+                keys = self._pop(max_items)
+                if keys:
                     return keys
                 wait = self._next_due_in()
                 if deadline is not None:
@@ -140,12 +150,24 @@ class WorkQueue:
                     wait = left if wait is None else min(wait, left)
                 self._cond.wait(wait)
 
+    def _pop(self, max_items: int) -> list[str]:
+        keys: list[str] = []
+        for line in (self._urgent, self._background):
+            while line and len(keys) < max_items:
+                key = line.popleft()
+                if key in self._dirty and key not in self._processing and key not in keys:
+                    keys.append(key)
+        self._processing.update(keys)
+        self._dirty.difference_update(keys)
+        self._background_only.difference_update(keys)
+        return keys
+
     def done(self, key: str) -> None:
         """The worker finished ``key``; if it was added meanwhile, it is queued again."""
         with self._cond:
             self._processing.discard(key)
             if key in self._dirty and not self._shutting_down:
-                self._queue.append(key)
+                (self._background if key in self._background_only else self._urgent).append(key)
                 self._cond.notify()
             self._cond.notify_all()  # wake `wait_idle`
 
@@ -166,7 +188,7 @@ class WorkQueue:
     def depth(self) -> int:
         """Keys ready to be handed out (the queue-depth metric)."""
         with self._cond:
-            return len(self._queue)
+            return len(self._dirty - self._processing)
 
     def delayed(self) -> int:
         """Keys waiting for their backoff to pass."""
@@ -180,7 +202,7 @@ class WorkQueue:
     def idle(self) -> bool:
         """Nothing queued and nothing in a worker's hands (delayed retries do not count)."""
         with self._cond:
-            return not self._queue and not self._processing
+            return not self._dirty and not self._processing
 
     def shut_down(self) -> None:
         """Stop accepting keys and stop handing them out; in-flight keys may still call `done`."""
