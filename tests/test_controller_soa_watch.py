@@ -227,3 +227,17 @@ def test_a_change_found_by_a_full_reload_is_unsettled_until_the_next_scan(soa: P
     assert cache.view().unsettled == {"web"}
     cache.scan()
     assert cache.view().unsettled == set()
+
+
+def test_a_full_reload_goes_a_slice_at_a_time(soa: Path) -> None:
+    cache = ConfigCache(soa, CLUSTER)
+    cache.scan()
+    path = soa / "web" / f"kubernetes-{CLUSTER}.yaml"
+    stat = path.stat()
+    path.write_text(yaml.safe_dump({"main": {"instances": 9}, "canary": {"instances": 1}}))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    cache.start_full_reload()
+    assert cache.continue_reload(1) == set()  # api (sorted first): unchanged
+    assert cache.reloading
+    assert cache.continue_reload(5) == {"web.main"}
+    assert not cache.reloading

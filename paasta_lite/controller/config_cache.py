@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -96,6 +97,7 @@ class ConfigCache:
         self._changed_at = clock()
         self._reported: dict[str, str] = {}
         self._scanning = threading.Lock()  # one scan or reload at a time
+        self._to_reload: deque[str] = deque()  # the full reload in progress
 
     def view(self) -> ConfigView:
         with self._lock:
@@ -145,16 +147,28 @@ class ConfigCache:
                 "soa-configs seen in one scan only; deletions wait for the next one")
         return keys
 
-    def reload_all(self) -> set[str]:
-        """Reload every service of the latest snapshot, changed or not (the full resync's backstop
-        for a change the stats missed); returns the affected job ids. A service this finds
-        changed (or broken) is unsettled until the next scan, as if a scan had seen it change."""
+    def start_full_reload(self) -> None:
+        """Plan a reload of every service of the latest snapshot, changed or not (the full
+        resync's backstop for a change the stats missed), done a slice at a time by
+        `continue_reload` so that scans keep their pace meanwhile."""
+        with self._lock:
+            self._to_reload = deque(sorted(self._snapshot or ()))
+
+    def continue_reload(self, limit: int) -> set[str]:
+        """Reload up to ``limit`` services of the planned full reload; returns the affected job
+        ids. A service this finds changed (or broken) is unsettled until the next scan, as if a
+        scan had seen it change."""
         with self._scanning:
-            with self._lock:
-                names = set(self._snapshot or ())
             keys: set[str] = set()
             moved: set[str] = set()
-            for name in sorted(names):
+            for _ in range(limit):
+                with self._lock:
+                    name = self._to_reload.popleft() if self._to_reload else None
+                    present = name is not None and name in (self._snapshot or ())
+                if name is None:
+                    break
+                if not present:
+                    continue  # gone since: the scan that saw it go dealt with it
                 found = self._reload(name, present=True)
                 with self._lock:
                     broken = name in self._errors
@@ -166,6 +180,19 @@ class ConfigCache:
                 if moved:
                     self._changed_at = self.clock()
             return keys
+
+    def reload_all(self) -> set[str]:
+        """`start_full_reload` and all of it at once."""
+        self.start_full_reload()
+        keys: set[str] = set()
+        while self.reloading:
+            keys |= self.continue_reload(100)
+        return keys
+
+    @property
+    def reloading(self) -> bool:
+        with self._lock:
+            return bool(self._to_reload)
 
     def _reload(self, name: str, *, present: bool) -> set[str]:
         with self._lock:

@@ -31,6 +31,9 @@ from paasta_lite.kube.client import KubeClient
 
 log = logging.getLogger("paasta_lite.deployd")
 
+#: Services the full resync reloads per tick (~3 ms each): scans keep their pace during a resync.
+RELOAD_SLICE = 50
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -123,6 +126,8 @@ class Deployd:
         """One pass of the main loop."""
         self._last_tick = time.monotonic()
         self.queue.add_all(sorted(self.configs.scan()))
+        if self.configs.reloading:  # a slice of the full resync's reload, between two scans
+            self.queue.add_all(sorted(self.configs.continue_reload(RELOAD_SLICE)))
         leading = self.elector.is_leader()
         if leading != self._leading:
             self._leading = leading
@@ -133,9 +138,10 @@ class Deployd:
             self.full_resync()
 
     def full_resync(self, *, reload: bool = True) -> None:
-        """Queue every configured and every live job id (reloading every service first)."""
+        """Queue every configured and every live job id; reload every service, a slice per tick
+        (`RELOAD_SLICE`), queueing what that finds changed."""
         if reload:
-            self.configs.reload_all()
+            self.configs.start_full_reload()
         keys = self.configs.view().job_ids() | self.informer.job_ids()
         with self._lock:
             if self._first_sync is None:
