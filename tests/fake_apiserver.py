@@ -27,7 +27,8 @@ kubelet) on demand, so tests decide exactly which state the cluster is in.
 Test helpers: ``requests`` / ``count()`` / ``writes()`` / ``reset_counts()`` (request counting),
 ``fail_next()`` / ``delay_next()`` (fault injection), ``put_object`` / ``get_object`` /
 ``list_objects`` / ``delete_object`` (direct seeding, no validation, not counted),
-``append_log()``, ``add_event()``, ``settle()``.
+``append_log()``, ``add_event()``, ``settle()``; watch streams (``?watch=true``, see "watch
+streams" below) with ``drop_watches()`` / ``expire_watches()`` / ``open_watches()``.
 """
 
 from __future__ import annotations

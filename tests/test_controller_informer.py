@@ -191,3 +191,13 @@ def test_client_watch_of_an_expired_version_gets_410(fake_api: FakeApi) -> None:
                                         bookmarks=False))
     assert [(e["type"], e["object"]["code"], e["object"]["reason"]) for e in events] == [
         ("ERROR", 410, "Expired")]
+
+
+def test_an_object_leaving_the_selector_is_a_deletion(fake_api: FakeApi, informer: Informer,
+                                                       recorder: Recorder) -> None:
+    recorder.clear()
+    fake_api.client.patch_deployment(NS, "web-main", {"metadata": {"labels": {labels.MANAGED: None}}})
+    wait_for(lambda: informer.get(f"{NS}/web-main") is None)
+    assert recorder.seen() == {"web.main"}
+    fake_api.client.patch_deployment(NS, "web-main", {"metadata": {"labels": {labels.MANAGED: "true"}}})
+    wait_for(lambda: informer.get(f"{NS}/web-main") is not None)
