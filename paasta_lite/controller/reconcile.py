@@ -115,7 +115,7 @@ class Reconciler:
         namespace_labels = {app.namespace: app.namespace_manifest["metadata"].get("labels") or {}
                             for app in desired.apps}
         if plan.writes and not self.is_leader():
-            log.info("not the leader: leaving %s to the leader", ", ".join(s.job_id for s in plan.writes))
+            log.debug("not the leader: leaving %s to the leader", ", ".join(s.job_id for s in plan.writes))
             return set()
         outcomes = apply_plan(plan, self.client, namespace_labels)  # lazy: one write per step taken
         retry: set[str] = set()
@@ -169,7 +169,7 @@ class Reconciler:
             if victim.job_id not in gone or _being_deleted(by_key.get(f"{victim.namespace}/{victim.name}")):
                 continue
             if not self.is_leader():
-                log.info("not the leader: leaving the deletion of %s to the leader", victim.job_id)
+                log.debug("not the leader: leaving the deletion of %s to the leader", victim.job_id)
                 continue
             if not self._delete(victim):
                 retry.add(victim.job_id)
