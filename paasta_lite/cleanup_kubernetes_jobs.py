@@ -121,7 +121,7 @@ def cleanup_kubernetes_jobs(ctx: click.Context, soa_dir: str, cluster: str | Non
         deleted, failed = delete_all(plan, client, dry_run=dry_run, system=system, cluster=cluster_name)
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{'dry run: ' if dry_run else ''}cluster {cluster_name}: {deleted} {verb}, {failed} failed, "
-               f"{len(plan.kept)} kept, {plan.managed_apps} managed apps")
+               f"{plan.staying} kept, {plan.managed_apps} managed apps")
     ctx.exit(1 if failed or configured.unreadable_services else 0)
 
 

@@ -76,7 +76,7 @@ def test_removed_instance_is_deleted_with_its_pods(fake_api: FakeApi, deployed: 
     assert result.exit_code == 0, result.output
     assert ("deleted paastasvc-delta/delta-main (delta.main): delta.main is no longer configured for "
             "cluster c1") in result.stdout
-    assert result.stdout.splitlines()[-1] == "cluster c1: 1 deleted, 0 failed, 0 kept, 4 managed apps"
+    assert result.stdout.splitlines()[-1] == "cluster c1: 1 deleted, 0 failed, 3 kept, 4 managed apps"
     assert names(fake_api) == ["alpha-main", "beta-main", "gamma-main"]
     children = names(fake_api, "pods") + names(fake_api, "replicasets")
     assert children and not any(name.startswith("delta") for name in children)
@@ -157,6 +157,7 @@ def test_service_that_fails_to_load_keeps_its_apps(fake_api: FakeApi, deployed: 
     assert result.exit_code == 1, result.output  # a cron run must not hide a broken service
     assert "warning: service beta cannot be loaded, so none of its apps is deleted" in result.stderr
     assert "kept paastasvc-beta/beta-main: service beta failed to load; keeping its apps" in result.stdout
+    assert result.stdout.splitlines()[-1] == "cluster c1: 0 deleted, 0 failed, 4 kept, 4 managed apps"
     assert len(names(fake_api)) == 4
 
 
@@ -164,6 +165,7 @@ def test_cluster_flag_is_honoured(fake_api: FakeApi, deployed: Path, env: dict[s
     result = cleanup(deployed, env, "-c", "c2", "--force", "-v")
     assert result.exit_code == 0, result.output
     assert "kept paastasvc-alpha/alpha-main: belongs to cluster c1" in result.stdout
+    assert result.stdout.splitlines()[-1] == "cluster c2: 0 deleted, 0 failed, 0 kept, 0 managed apps"
     assert len(names(fake_api)) == 4
 
 

@@ -287,6 +287,9 @@ class CleanupPlan:
     managed_apps: int = 0  # distinct (service, instance) among live managed Deployments
     message: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # Managed Deployments of this cluster left in place (still configured, or protected): the
+    # summary's "kept". `kept` above lists only the skipped deletes, with their reasons.
+    staying: int = 0
 
 
 @dataclass(frozen=True)
@@ -332,6 +335,7 @@ def plan_cleanup(live: Iterable[Obj], configured: Configured, *, kill_threshold:
     managed = [obj for obj in live if _label(obj, labels.MANAGED) == "true"]
     live_keys = {_key(obj): obj for obj in managed}
     groups = set()
+    ours = 0  # managed Deployments of this cluster with service/instance labels
     for obj in managed:
         namespace, name = _key(obj)
         where = f"{namespace}/{name}"
@@ -344,13 +348,15 @@ def plan_cleanup(live: Iterable[Obj], configured: Configured, *, kill_threshold:
             kept.append((where, f"belongs to cluster {obj_cluster}"))
             continue  # not ours: it must not dilute the kill threshold either
         groups.add((service, instance))
+        ours += 1
         if service in configured.unreadable_services:
             kept.append((where, f"service {service} failed to load; keeping its apps"))
         else:
             reason = _cleanup_verdict(obj, configured, live_keys)
             if reason is not None:
                 victims.append(Victim(job_id(service, instance), namespace, name, reason))
-    return _decide(tuple(victims), tuple(kept), tuple(warnings), len(groups), kill_threshold, force)
+    plan = _decide(tuple(victims), tuple(kept), tuple(warnings), len(groups), kill_threshold, force)
+    return replace(plan, staying=ours - len(victims))
 
 
 def _decide(victims: tuple[Victim, ...], kept: tuple[tuple[str, str], ...], warnings: tuple[str, ...],
