@@ -59,8 +59,7 @@ class Timing:
 def run_once(probe: Probe) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(probe.argv, env=dict(probe.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          check=False)
+    done = subprocess.run(probe.argv, env=dict(probe.env), capture_output=True, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -162,7 +161,9 @@ def regular_install(root: Path) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--install", choices=("editable", "regular", "both"), default="both")
     parser.add_argument("--venv", type=Path, default=REPO / ".venv", help="the editable install")
