@@ -79,10 +79,11 @@ lint: dev ## ruff and mypy
 	$(BIN)/mypy
 
 .PHONY: bench
-bench: dev ## Benchmarks: config load, render, reconcile against the fake API server
+bench: dev ## Benchmarks: config load, render, reconcile against the fake API server, CLI start-up and TAB
 	$(BIN)/python bench/bench_config.py
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_reconcile.py
+	$(BIN)/python bench/bench_startup.py
 
 .PHONY: playground-configs
 playground-configs: dev ## Create etc_paasta_playground/ and soa_config_playground/ from templates (if missing)
