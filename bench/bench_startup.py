@@ -16,7 +16,8 @@ child (user + sys, steadier than wall time on a shared machine) and their ratios
 
     .venv/bin/python bench/bench_startup.py [--repeats 21] [--install editable|regular|both]
 
-Exit status 1 when a target is missed (judged on the wall-time medians).
+Exit status 1 when a target is missed, judged on the CPU-time medians by default: on a shared
+machine wall time mostly measures the neighbours (`--judge wall` on a quiet one).
 """
 
 from __future__ import annotations
@@ -103,38 +104,40 @@ def startup_probes(bin_dir: Path, env: Mapping[str, str]) -> list[Probe]:
     ]
 
 
-def report(kind: str, timings: Mapping[str, Timing], validate: Timing) -> list[str]:
+def report(kind: str, timings: Mapping[str, Timing], validate: Timing, judge: str) -> list[str]:
     """Print one install kind's numbers; return the targets it missed."""
     labels = list(timings)
     floor = timings[labels[0]]
-    print(f"\n{kind}")
+    print(f"\n{kind}   (medians; judged on {judge} time)")
     missed = []
     for label in labels:
         timing = timings[label]
         ratio, cpu_ratio = timing.wall / floor.wall, timing.cpu / floor.cpu
         verdict = ""
         if label != labels[0]:
-            verdict = "ok" if ratio <= HELP_LIMIT else f"OVER {HELP_LIMIT}x"
-            if ratio > HELP_LIMIT:
+            over = (cpu_ratio if judge == "cpu" else ratio) > HELP_LIMIT
+            verdict = f"OVER {HELP_LIMIT}x" if over else "ok"
+            if over:
                 missed.append(f"{kind}: {label}")
-        print(f"  {label:58s} {timing.wall * 1000:6.1f} ms  {ratio:4.2f}x   "
-              f"cpu {timing.cpu * 1000:6.1f} ms  {cpu_ratio:4.2f}x  {verdict}")
-    verdict = "ok" if validate.wall < VALIDATE_LIMIT_S else f"OVER {VALIDATE_LIMIT_S:.0f} s"
-    if validate.wall >= VALIDATE_LIMIT_S:
+        print(f"  {label:58s} wall {timing.wall * 1000:6.1f} ms {ratio:4.2f}x   "
+              f"cpu {timing.cpu * 1000:6.1f} ms {cpu_ratio:4.2f}x  {verdict}")
+    over = (validate.cpu if judge == "cpu" else validate.wall) >= VALIDATE_LIMIT_S
+    verdict = f"OVER {VALIDATE_LIMIT_S:.0f} s" if over else "ok"
+    if over:
         missed.append(f"{kind}: validate --all")
-    print(f"  {'paasta validate --all (2,000 instances)':58s} {validate.wall:6.2f} s          "
+    print(f"  {'paasta validate --all (2,000 instances)':58s} wall {validate.wall:6.2f} s          "
           f"cpu {validate.cpu:6.2f} s         {verdict}")
     return missed
 
 
-def bench_install(kind: str, bin_dir: Path, soa: Path, repeats: int) -> list[str]:
+def bench_install(kind: str, bin_dir: Path, soa: Path, repeats: int, judge: str) -> list[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("_PAASTA")}
     env.update(PAASTA_SOA_DIR=str(soa), PAASTA_SYSTEM_CONFIG_DIR=str(soa.parent / "etc_paasta"))
     env.pop("PYTHONPATH", None)  # measure the install, not a checkout on the path
     timings = measure(startup_probes(bin_dir, env), repeats)
     validate = Probe("validate", (str(bin_dir / "paasta"), "validate", "--all"), env)
     validate_timing = measure([validate], max(3, repeats // 7))["validate"]
-    return report(kind, timings, validate_timing)
+    return report(kind, timings, validate_timing, judge)
 
 
 def regular_install(root: Path) -> Path:
@@ -167,16 +170,20 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--install", choices=("editable", "regular", "both"), default="both")
     parser.add_argument("--venv", type=Path, default=REPO / ".venv", help="the editable install")
+    parser.add_argument("--judge", choices=("cpu", "wall"), default="cpu",
+                        help="which medians the targets are checked on")
     args = parser.parse_args()
     missed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench_startup_") as tmp:
         soa = write_tree(Path(tmp))
         if args.install in ("editable", "both"):
-            missed += bench_install(f"editable install ({args.venv})", args.venv / "bin", soa, args.repeats)
+            missed += bench_install(f"editable install ({args.venv})", args.venv / "bin", soa, args.repeats,
+                                    args.judge)
         if args.install in ("regular", "both"):
             print("\n(building a regular install in a temporary virtualenv ...)", flush=True)
             bin_dir = regular_install(Path(tmp))
-            missed += bench_install("regular install (temporary venv)", bin_dir, soa, args.repeats)
+            kind = "regular install (temporary venv)"
+            missed += bench_install(kind, bin_dir, soa, args.repeats, args.judge)
     print("\nall targets met" if not missed else "\nmissed: " + "; ".join(missed))
     return 1 if missed else 0
 
