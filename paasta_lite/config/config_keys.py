@@ -14,7 +14,7 @@ INSTANCE_KEYS: frozenset[str] = frozenset(load_schema("instance")["properties"])
 #: Instance keys PaaSTA knows that paasta_lite accepts and ignores.
 IGNORED_INSTANCE_KEYS: frozenset[str] = frozenset(
     """
-    registrations pool node_selectors node_selectors_preferred autoscaling monitoring
+    registrations pool node_selectors node_selectors_preferred monitoring
     deploy_whitelist deploy_blacklist iam_role iam_role_provider service_account_name fs_group
     fs_group_change_policy lifecycle cap_add privileged persistent_volumes aws_ebs_volumes
     secret_volumes projected_sa_volumes anti_affinity topology_spread_constraints prometheus_shard
@@ -22,7 +22,7 @@ IGNORED_INSTANCE_KEYS: frozenset[str] = frozenset(
     datastore_credentials drain_method drain_method_params sidecar_resource_requirements
     dependencies_reference extra_docker_args net role marathon_shard gpus weight
     is_istio_sidecar_injection_enabled bounce_start_deadline backoff_factor backoff_seconds
-    max_launch_delay_seconds host_port replication_threshold unhealthy_pod_eviction_policy
+    max_launch_delay_seconds host_port replication_threshold
     cost_owner ssm_secrets pod_management_policy startup_probe_timeout_seconds
     enable_hacheck_sidecar hacheck_sidecar_volumes storage_class_name constraints extra_constraints
     pool_constraints horizontal_autoscaling boost_start_delay monitoring_blacklist

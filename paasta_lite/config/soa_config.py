@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paasta_lite.config.autoscaling import autoscaling_warnings
 from paasta_lite.config.config_keys import (
     IGNORED_FILES,
     IGNORED_INSTANCE_KEYS,
@@ -134,9 +135,9 @@ def _as_mapping(document: Any, path: str) -> dict[str, Any]:
 
 
 def _dedupe_warnings(warnings: list[Problem]) -> tuple[Problem, ...]:
-    seen: dict[tuple[str, str | None], Problem] = {}
+    seen: dict[tuple[str, str | None, str | None], Problem] = {}
     for warning in warnings:
-        seen.setdefault((warning.path, warning.field), warning)
+        seen.setdefault((warning.path, warning.instance, warning.field), warning)
     return tuple(seen.values())
 
 
@@ -356,6 +357,7 @@ class _ServiceLoader:
             errors += semantic_problems(merged, path=path, instance=name)
         if errors:
             raise ConfigError(errors)
+        self.warnings.extend(autoscaling_warnings(merged, path=path, instance=name))
         return build_instance_config(
             service=self.service, cluster=cluster, instance=name, merged=merged, source=path,
             docker_registry=registry,
