@@ -52,7 +52,7 @@ def validate_service(
     warnings = list(service.warnings) + _cluster_warnings(service, system)
     count = sum(len(by_name) for by_name in service.instances.values())
     summary = f"{count} valid instance(s) on {len(service.clusters)} cluster(s)"
-    return list(service.problems), warnings, summary
+    return [*service.problems, *service.deployment_problems], warnings, summary
 
 
 @click.command(cls=PaastaCommand, context_settings=CONTEXT_SETTINGS)
