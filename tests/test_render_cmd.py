@@ -7,13 +7,15 @@ Behaviours covered:
 - the loader's warnings about the instances rendered (autoscaling keys without effect) go to stderr;
 - `-i` selects instances; an unknown instance or a cluster without instances is a usage error;
 - not-deployed instances are reported on stderr: exit 0 for "all instances", 1 when asked for by
-  name; an invalid instance exits 2 after the others are printed;
+  name; an invalid instance exits 2 after the others are printed, and so does an instance whose
+  deployments.json entry is malformed (the file's other deploy groups still render);
 - the cluster comes from `-c` or the system config; neither is a clear error; no cluster needed.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,23 @@ def test_all_instances_namespace_once_and_problems_on_stderr() -> None:
     assert "web_app.broken: cannot be rendered" in result.stderr
     assert "set either cmd or args, not both" in result.stderr
     assert "skipped web_app.later: not deployed yet" in result.stderr
+
+
+def test_a_malformed_deployments_entry_stops_only_its_instances(tmp_path: Path) -> None:
+    soa = tmp_path / "soa"
+    shutil.copytree(FIXTURES / "soa" / "web_app", soa / "web_app")
+    document = json.loads((soa / "web_app" / "deployments.json").read_text())
+    del document["v2"]["deployments"]["testcluster.canary"]["docker_image"]
+    (soa / "web_app" / "deployments.json").write_text(json.dumps(document))
+    result = run("-d", str(soa), "-s", "web_app", "-i", "main", "-i", "canary")
+    assert result.exit_code == 2
+    documents = list(yaml.safe_load_all(result.stdout))
+    assert kinds(documents) == ["Namespace", "Deployment", "PodDisruptionBudget"]
+    assert documents[:2] == expected("web_app.main")
+    assert "web_app.canary: cannot be rendered:" in result.stderr
+    assert (f"{soa}/web_app/deployments.json, field 'v2.deployments.testcluster.canary': docker_image is "
+            "missing; deploy group 'testcluster.canary' is not deployed until this entry is fixed"
+            ) in result.stderr
 
 
 def test_not_deployed_instance_by_name_exits_1() -> None:

@@ -34,6 +34,21 @@ IGNORED_INSTANCE_KEYS: frozenset[str] = frozenset(
 SERVICE_KEYS: frozenset[str] = frozenset({"description", "external_link", "git_url", "docker_registry"})
 IGNORED_SERVICE_KEYS: frozenset[str] = frozenset({"owner", "team", "runbook", "tier", "lightweight"})
 
+#: deploy.yaml: the top-level and pipeline-step keys the deploy schema checks; the other step
+#: keys of PaaSTA's deploy_schema.json are accepted with a warning (its top level has no others).
+DEPLOY_KEYS: frozenset[str] = frozenset(load_schema("deploy")["properties"])
+STEP_KEYS: frozenset[str] = frozenset(load_schema("deploy")["$defs"]["step"]["properties"])
+PIPELINE_ENTRY_KEYS: frozenset[str] = frozenset(load_schema("deploy")["$defs"]["entry"]["properties"])
+IGNORED_STEP_KEYS: frozenset[str] = frozenset(
+    """
+    display_step_for_confirmation confirmation_required auto_rollback auto_certify_delay
+    auto_abandon_delay auto_rollback_delay warn command slack_notify ignore_failure
+    notify_after_mark notify_after_good_deploy notify_after_auto_rollback notify_after_abort
+    deployment_steps abandon_above_breakage_pct complete_below_breakage_pct prompt_after_abandon
+    confirm_complete enable_automated_deploys
+    """.split()
+)
+
 #: Files PaaSTA knows that paasta_lite ignores (with one warning each).
 IGNORED_FILES: frozenset[str] = frozenset(
     {"monitoring.yaml", "smartstack.yaml", "dependencies.yaml", "data.yaml", "port"}

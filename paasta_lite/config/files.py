@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from paasta_lite.errors import ConfigError
+from paasta_lite.errors import ConfigError, FileSystemError
 
 #: No soa-config or system-config file has a reason to be larger than this.
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -216,12 +216,17 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write `text` to `path` so readers see the old or the new content, never a torn file.
 
     A temporary file in the same directory is written, flushed to disk and renamed over the
-    target; permissions follow the umask (as a plain `open(..., "w")` would).
+    target; permissions follow the umask (as a plain `open(..., "w")` would). A refusal of the
+    file system (read-only directory, full disk, the target is a directory) raises
+    `FileSystemError` naming the target, and the old content stays.
     """
     target = Path(path)
     umask = os.umask(0)
     os.umask(umask)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
+    except OSError as error:
+        raise FileSystemError(str(target), f"cannot be written: {error.strerror or error}") from error
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -229,7 +234,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
             os.fsync(handle.fileno())
         os.chmod(temp_name, 0o666 & ~umask)
         os.replace(temp_name, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
+        if isinstance(error, OSError):
+            raise FileSystemError(str(target), f"cannot be written: {error.strerror or error}") from error
         raise

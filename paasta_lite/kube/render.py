@@ -253,8 +253,16 @@ def render_instance(
 ) -> RenderedApp:
     """Look up the instance's version and control in deployments.json, then render it.
 
-    Raises `NotDeployedError` when its deploy group has no entry yet (reported, not a failure).
+    Raises `NotDeployedError` when its deploy group has no entry yet (reported, not a failure),
+    and `ConfigError` when the entry it needs (deploy group or control) is malformed: that
+    instance fails, the other deploy groups of the file still render.
     """
+    problems = (
+        deployments.problems_for(instance.service, instance.cluster, instance.instance, instance.deploy_group)
+        if deployments else ()
+    )
+    if problems:
+        raise ConfigError(problems)
     version = deployments.version_for(instance.deploy_group) if deployments else None
     if deployments is None or version is None:
         raise NotDeployedError(
