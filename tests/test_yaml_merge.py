@@ -257,7 +257,7 @@ def test_deep_nesting_through_aliases_is_refused() -> None:
     levels = MAX_NESTING_DEPTH + 10
     text = "a0: &a0 [x]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, levels))
     error = refusal(text)
-    assert "nested too deeply" in error and f"(line {MAX_NESTING_DEPTH + 1}, column" in error
+    assert "nested too deeply" in error and f"at line {MAX_NESTING_DEPTH + 1}, column" in error
     shallow = "a0: &a0 [x]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 100))
     assert parse(shallow)["a2"] == [[["x"]]]
 

@@ -262,7 +262,7 @@ class _DocumentBuilder:
         return ConfigError.single(self.name, f"is not valid YAML ({_where(node)}): {problem}")
 
     def _refused(self, node: yaml.Node, problem: str) -> ConfigError:
-        return ConfigError.single(self.name, f"{problem} ({_where(node)})")
+        return ConfigError.single(self.name, f"{problem}, at {_where(node)}")
 
 
 _NESTING_INDICATORS = ("[", "{", "-", "?", ":")
