@@ -96,6 +96,8 @@ def summary_lines(service: str, document: Mapping[str, Any]) -> list[str]:
         spec = item.get("spec") or {}
         if "replicas" in spec:
             line += f"  replicas={spec['replicas']}"
+        elif "maxReplicas" in spec:  # an HPA
+            line += f"  replicas={spec.get('minReplicas', 1)}..{spec['maxReplicas']}"
         containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or ()
         images = sorted({str(container.get("image")) for container in containers})
         if images:

@@ -216,10 +216,13 @@ def test_render_summary_is_one_line_per_object() -> None:
         {"kind": "Namespace", "metadata": {"name": "paastasvc-web"}},
         {"kind": "Deployment", "metadata": {"name": "web-main", "namespace": "paastasvc-web"},
          "spec": {"replicas": 2, "template": {"spec": {"containers": [{"image": "reg/web:paasta-abc"}]}}}},
+        {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "web-main", "namespace": "paastasvc-web"},
+         "spec": {"minReplicas": 2, "maxReplicas": 5}},
     ]}
     assert summary_lines("web", document) == [
         "web: Namespace paastasvc-web",
         "web: Deployment paastasvc-web/web-main  replicas=2  image=reg/web:paasta-abc",
+        "web: HorizontalPodAutoscaler paastasvc-web/web-main  replicas=2..5",
     ]
 
 
