@@ -273,6 +273,16 @@ def test_min_ready_seconds_not_elapsed_is_not_done(env: Path, fake_api: Any, tmp
     assert later.exit_code == 0 and "Deploy:     done - complete: 11111111 deployed at 2" in later.output
 
 
+def test_a_spec_the_controller_has_not_observed_is_pending(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path, instances={"main": {"instances": 3}})
+    deploy(fake_api.server, "main")
+    fake_api.client.patch_deployment(NAMESPACE, app_name(SERVICE, "main"), {"spec": {"minReadySeconds": 5}})
+    result = run("-s", SERVICE, "-d", str(soa))
+    pending = "State:      Pending - waiting for the controller to observe generation 2 (observed: 1)"
+    assert pending in result.output
+    assert "Reason:     NotObservedYet" in result.output and "Deploy:     not done" in result.output
+
+
 def setup_with(env: Path, soa: Path, system: dict[str, Any]) -> None:
     """Run setup_kubernetes_job as the cluster would: with the cluster's own system config."""
     from paasta_lite.setup_kubernetes_job import setup_kubernetes_job

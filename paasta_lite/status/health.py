@@ -255,8 +255,8 @@ def _decide(observed: Observed, facts: _Facts) -> tuple[State, str | None, str, 
     soft = _worst(waiting, TRANSIENT_REASONS)
     if soft is not None:
         return lifecycle, soft[0], f"{message}; {soft[1]}", note
-    if stop is not None:
-        return lifecycle, stop.reason, f"{message}; {stop.message}", note
+    if stop is not None:  # `reason` names it; `done_message` has the details
+        return lifecycle, stop.reason, message, note
     return lifecycle, "WaitingForReady", message, note
 
 
