@@ -234,10 +234,11 @@ def test_cluster_unreachable_is_503(tmp_path: Path, spec: dict[str, Any]) -> Non
         assert response.status_code == 503
         message = response.json()["message"]
         assert message.startswith(f"cluster {CLUSTER} could not be read") and "unreachable" in message
+        assert response.json()["retryable"] is True  # the cluster may come back
         check(spec, "Error", response.json())
 
 
-def test_missing_kubeconfig_is_503(tmp_path: Path) -> None:
+def test_missing_kubeconfig_is_503(tmp_path: Path, spec: dict[str, Any]) -> None:
     soa = write_soa(tmp_path)
 
     def factory() -> KubeClient:
@@ -246,6 +247,8 @@ def test_missing_kubeconfig_is_503(tmp_path: Path) -> None:
     for served in serve(ApiSettings(soa_dir=str(soa), cluster=CLUSTER, kube_factory=factory)):
         response = served.get(f"/v1/services/{SERVICE}/main/bounce_status")
         assert response.status_code == 503 and "no-such-kubeconfig" in response.json()["message"]
+        assert response.json()["retryable"] is False  # asking again cannot help: clients stop waiting
+        check(spec, "Error", response.json())
 
 
 # ---------------------------------------------------------------- the entry point

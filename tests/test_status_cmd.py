@@ -161,6 +161,21 @@ def test_api_error_message_is_shown(api_endpoint: str, tmp_path: Path) -> None:
     assert "compare its -d/--soa-dir with yours" in result.output
 
 
+def test_an_api_without_a_kubeconfig_is_a_permanent_error(env: Path, tmp_path: Path) -> None:
+    from paasta_lite.kube.client import KubeClient
+
+    soa = write_soa(tmp_path)
+
+    def no_kubeconfig() -> Any:
+        return KubeClient(kubeconfig=str(tmp_path / "none"))
+
+    for served in serve(ApiSettings(str(soa), CLUSTER, no_kubeconfig)):
+        (env / "api_endpoints.json").write_text(json.dumps({"api_endpoints": {CLUSTER: served.url}}))
+        result = run("-s", SERVICE, "-d", str(soa), "-i", "main")
+    assert result.exit_code == 2
+    assert "answered 503: cluster kind-test could not be read: no kubeconfig" in result.output
+
+
 def test_one_hung_cluster_does_not_hold_up_the_others(env: Path, fake_api: Any, tmp_path: Path) -> None:
     soa = write_soa(tmp_path, extra_clusters=("slow",))
     deploy(fake_api.server, "main")

@@ -328,7 +328,8 @@ def status_from_api(
     if response.status_code != 200:
         message = body.get("message") if isinstance(body, dict) else response.text.strip()[:300]
         code = response.status_code
-        retry = code in (408, 429) or code >= 500
+        said_final = isinstance(body, dict) and body.get("retryable") is False  # our API says so on a 503
+        retry = (code in (408, 429) or code >= 500) and not said_final
         failure = Failure.TRANSIENT if retry else Failure.PERMANENT
         fix = _API_FIXES.get(code, "") if not retry else ""
         raise StatusUnavailable(f"{api} answered {code}: {message}{fix}", status=code, failure=failure)
