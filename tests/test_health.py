@@ -237,6 +237,18 @@ def test_config_only_bounce_without_config_hash_is_seen_through_the_controller()
     assert "3 old replica(s)" in health.message
 
 
+def test_a_matching_soa_hash_tells_the_target_replicaset_in_a_config_bounce() -> None:
+    """Direct mode: the applied template's config hash becomes the target once the soa hash matches."""
+    observed, desired = case("config_only_bounce", version=Version("a" * 40), soa_config_sha="soa11111111")
+    assert observed.deployment is not None
+    observed.deployment["metadata"]["annotations"] = {"paasta.yelp.com/soa_config_sha": "soa11111111"}
+    health = assess(observed, desired)
+    assert health.desired_version == Version("a" * 40, "config22222222")
+    assert {v.version.config_sha: v.target for v in health.versions} == {
+        "config22222222": True, "config11111111": False}
+    assert health.state is State.BOUNCING and health.config_note is None
+
+
 def annotated(soa_sha: str | None) -> Observed:
     observed, _ = case("running")
     assert observed.deployment is not None

@@ -42,6 +42,7 @@ from paasta_lite.api.app import ApiSettings
 from paasta_lite.cli import status_cmd
 from paasta_lite.cli.main import cli
 from paasta_lite.config.naming import app_name
+from paasta_lite.kube import labels
 
 
 @pytest.fixture
@@ -327,6 +328,26 @@ def test_laptop_with_another_system_config_reads_a_finished_deploy_as_done(
     changed = run("-s", SERVICE, "-d", str(soa))
     assert "State:      Pending - the configuration in the cluster differs from soa-configs" in changed.output
     assert "Deploy:     not done" in changed.output
+
+
+def test_a_config_bounce_from_a_laptop_marks_the_new_replicaset_as_desired(
+    env: Path, fake_api: Any, tmp_path: Path
+) -> None:
+    soa = write_soa(tmp_path, instances={"main": {"instances": 2}})
+    cluster_config = {"docker_registry": "registry.prod"}
+    setup_with(env, soa, cluster_config)
+    name = app_name(SERVICE, "main")
+    fake_api.server.settle(NAMESPACE, name)
+    old = fake_api.server.get_object("deployments", NAMESPACE, name)["metadata"]["labels"][labels.CONFIG_SHA]
+    (soa / SERVICE / f"kubernetes-{CLUSTER}.yaml").write_text("main: {instances: 2, cpus: 0.5}\n")
+    setup_with(env, soa, cluster_config)
+    fake_api.server.settle(NAMESPACE, name, keep_old=True, ready_count=0)
+    new = fake_api.server.get_object("deployments", NAMESPACE, name)["metadata"]["labels"][labels.CONFIG_SHA]
+    result = run("-s", SERVICE, "-d", str(soa))  # the laptop's system config has no registry at all
+    assert "State:      Bouncing" in result.output, result.output
+    assert f"Version:    11111111 (desired), config {new}" in result.output
+    assert f"11111111 {new}  0/2 ready" in result.output and "(desired)" in result.output
+    assert f"11111111 {old}  2/2 ready, started 0s ago\n" in result.output  # not desired
 
 
 def test_a_deployment_without_the_soa_hash_says_config_drift_cannot_be_judged(

@@ -41,7 +41,7 @@ what we expect. ``healthy`` means serving what we asked for (intentionally stopp
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -182,6 +182,7 @@ class _Facts:
 
 def assess(observed: Observed, desired: Desired) -> InstanceHealth:
     """Compute the health of one instance from its cluster objects and what we want."""
+    desired = _with_known_config(observed.deployment, desired)
     target = desired.version
     versions = running_versions(observed.replicasets, observed.pods, target)
     pods = tuple(pod_status(pod) for pod in observed.pods if is_live_pod(pod))
@@ -258,6 +259,25 @@ def _decide(observed: Observed, facts: _Facts) -> tuple[State, str | None, str, 
     if stop is not None:  # `reason` names it; `done_message` has the details
         return lifecycle, stop.reason, message, note
     return lifecycle, "WaitingForReady", message, note
+
+
+def _with_known_config(deployment: JsonDict | None, desired: Desired) -> Desired:
+    """`desired`, its version completed with the applied template's config hash when only the
+    soa hash could be compared (direct mode) and it says the Deployment is what soa-configs want.
+
+    That config hash then marks which ReplicaSet is the target during a config-only bounce, as
+    the API's rendered hash does.
+    """
+    want = desired.version
+    if want is None or want.config_sha or deployment is None or not desired.soa_config_sha:
+        return desired
+    recorded = (deployment.get("metadata", {}).get("annotations") or {}).get(labels.SOA_CONFIG_SHA)
+    template = deployment.get("spec", {}).get("template", {})
+    applied = Version.from_labels(template.get("metadata", {}).get("labels"))
+    same_code = (applied.git_sha, applied.image_version) == (want.git_sha, want.image_version)
+    if recorded != desired.soa_config_sha or not same_code or not applied.config_sha:
+        return desired
+    return replace(desired, version=replace(want, config_sha=applied.config_sha))
 
 
 def _not_applied(deployment: JsonDict, desired: Desired) -> tuple[str | None, str | None]:
