@@ -370,7 +370,8 @@ def _deploy_done(facts: _Facts, state: State, message: str) -> tuple[bool, str]:
     if facts.blocker is not None and facts.blocker.failed:
         return False, facts.blocker.message
     if len(target) != len(facts.versions):
-        return False, f"still bouncing to {short}: {message}"
+        bouncing = message if message.startswith("bouncing to") else f"bouncing to {short}: {message}"
+        return False, f"still {bouncing}"
     if facts.blocker is not None:
         return False, facts.blocker.message
     if state not in (State.RUNNING, State.SCALING):
