@@ -5,7 +5,11 @@
 
 Deleting is the most guarded action (STYLE practice 5), so this refuses rather than guesses:
 - a missing, unreadable or empty soa dir is an error (exit 2), never "nothing is configured";
-- a service that fails to load keeps all its apps (its instances are unknown, not gone);
+- a service with any file-level configuration error keeps all its apps, and the run exits 1:
+  its service.yaml, deploy.yaml or deployments.json, any of its kubernetes-*.yaml (of every
+  cluster; an instance file naming no instance is an error), or its directory itself
+  (unreadable, a symlink loop, a file). What it configures is unknown, not gone. Every app
+  kept this way is listed, with the reason;
 - only Deployments with the managed label and service/instance labels are considered, and
   ones labelled for another cluster are left alone; `-c` is honoured (PaaSTA ignores it);
 - if more than the kill threshold (a fraction of the managed apps) would go, nothing is
@@ -48,22 +52,26 @@ def load_configured(soa: SoaDir, cluster: str) -> Configured:
         raise ConfigError.single(
             str(soa.path), "contains no services; refusing to treat an empty soa-configs directory as "
             "'delete every app' (delete apps one by one with kubectl if that is really meant)")
-    # deployments.json is not needed to know what is configured (and a torn one must not hide a service)
-    loaded = soa.instances_for_cluster(cluster, with_deployments=False)
+    # Every file of every service is read (deployments.json and other clusters' files too): any
+    # file-level error puts the whole service in `errors`, and then none of its apps is deleted.
+    loaded = soa.instances_for_cluster(cluster, every_file=True)
     triples: list[tuple[str, str, str | None]] = []
     for name, service in loaded.services.items():
         valid = service.instances.get(cluster, {})
         triples += [(name, instance, config.namespace) for instance, config in valid.items()]
         triples += [(name, instance, None) for instance in service.invalid_instances.get(cluster, {})]
     for name, error in sorted(loaded.errors.items()):
-        click.echo(f"warning: service {name} cannot be loaded, so none of its apps is deleted: "
-                   f"{error.problems[0]}", err=True)
+        more = f" (and {len(error.problems) - 1} more problem(s))" if len(error.problems) > 1 else ""
+        click.echo(f"warning: service {name} has a configuration error, so none of its apps is deleted: "
+                   f"{error.problems[0]}{more}", err=True)
     return configured_from(cluster, triples, unreadable_services=loaded.errors.keys())
 
 
 def report_plan(plan: CleanupPlan, *, verbose: int) -> None:
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
+    for where, why in plan.held:
+        click.echo(f"kept {where}: {why}")
     if verbose:
         for where, why in plan.kept:
             click.echo(f"kept {where}: {why}")
@@ -121,7 +129,7 @@ def cleanup_kubernetes_jobs(ctx: click.Context, soa_dir: str, cluster: str | Non
         deleted, failed = delete_all(plan, client, dry_run=dry_run, system=system, cluster=cluster_name)
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{'dry run: ' if dry_run else ''}cluster {cluster_name}: {deleted} {verb}, {failed} failed, "
-               f"{len(plan.kept)} kept, {plan.managed_apps} managed apps")
+               f"{len(plan.kept) + len(plan.held)} kept, {plan.managed_apps} managed apps")
     ctx.exit(1 if failed or configured.unreadable_services else 0)
 
 

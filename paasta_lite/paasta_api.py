@@ -35,7 +35,7 @@ from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import cluster_option, soa_dir_option
 from paasta_lite.config.files import atomic_write_text, load_json_file
 from paasta_lite.config.system_config import load_system_config, system_config_dir
-from paasta_lite.errors import ConfigError, UsageError
+from paasta_lite.errors import ConfigError, FileSystemError, PaastaLiteError, UsageError
 from paasta_lite.status.instance_status import KubeReader
 
 PORT_BASE, PORT_SPAN = 33000, 25000
@@ -86,7 +86,10 @@ def record_endpoint(directory: str | os.PathLike[str], cluster: str, url: str) -
     if not isinstance(endpoints, dict):
         raise ConfigError.single(str(path), "api_endpoints must be an object", field="api_endpoints")
     data["api_endpoints"] = {**endpoints, cluster: url}
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FileSystemError(str(path.parent), f"cannot be created: {error.strerror or error}") from error
     atomic_write_text(path, _dump(data))
     return path
 
@@ -173,7 +176,10 @@ def main(host: str, port: int | None, threads: int, soa_dir: str, cluster: str |
     system_config = load_system_config(missing_ok=cluster is not None)
     cluster = system_config.require_cluster(cluster)
     stale = check_endpoint_free(system_config_dir(), cluster) if port is None else None
-    sock = bind(host, port) if port is not None else bind_preferred(host, preferred_port())
+    try:
+        sock = bind(host, port) if port is not None else bind_preferred(host, preferred_port())
+    except OSError as error:
+        raise PaastaLiteError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
     url = url_for(host, sock.getsockname()[1])
     recorded = ""
     if port is None:

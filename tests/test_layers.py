@@ -36,7 +36,8 @@ ENTRY_POINTS = {
 
 CORE = [
     "config/merge", "config/naming", "config/instance_config", "config/validation", "config/volumes",
-    "config/config_keys", "kube/labels", "kube/config_hash", "kube/render", "kube/render_pod",
+    "config/config_keys", "config/autoscaling", "config/deploy_yaml", "kube/labels", "kube/config_hash",
+    "kube/render", "kube/render_pod", "kube/render_scaling",
     "kube/reconcile_plan", "gitflow/tags", "status/health", "status/objects", "status/rollout",
     "status/pod_logs", "errors", "timestamps",
 ]

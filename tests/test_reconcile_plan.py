@@ -205,8 +205,9 @@ def test_unlabelled_other_cluster_and_unreadable_services_are_kept() -> None:
             managed("web", "main")]
     plan = plan_cleanup(live, configured, kill_threshold=1.0, force=False)
     assert plan.delete == ()
-    assert [why for _, why in plan.kept] == ["belongs to cluster c2",
-                                             "service broken failed to load; keeping its apps"]
+    assert plan.kept == (("paastasvc-other/other-main", "belongs to cluster c2"),)
+    assert plan.held == (("paastasvc-broken/broken-main",
+                          "service broken has a configuration error; none of its apps is deleted"),)
     assert plan.warnings == ("paastasvc-x/x-y: managed but without service/instance labels; not touched",)
 
 

@@ -2,9 +2,10 @@
 
 Covers: first run creates namespaces and Deployments; a second run makes zero writes (one GET);
 config, git sha, replica and stop changes become updates; hand edits are reverted; one bad
-instance (config error, 422, AlreadyExists from an unmanaged object) fails alone with a non-zero
-exit; 409/429/500 are retried; not-deployed instances are reported without failing; named
-instances; --dry-run prints the plan and a diff and writes nothing; `python -m` works.
+instance (config error, 422, AlreadyExists from an unmanaged object, a malformed deployments.json
+entry, two instances with one Kubernetes name) fails alone with a non-zero exit; 409/429/500 are
+retried; not-deployed instances are reported without failing; named instances; --dry-run prints
+the plan and a diff and writes nothing; `python -m` works.
 """
 
 from __future__ import annotations
@@ -177,6 +178,34 @@ def test_config_errors_and_not_deployed_instances(run: Any, fake_api: FakeApi, s
     assert "failed web.broken: " in result.stderr and "instances" in result.stderr
     assert "not deployed web.fresh: " in result.stdout
     assert last_line(result).endswith("3 created, 0 updated, 0 unchanged, 1 failed, 1 not deployed")
+
+
+def test_a_malformed_deployments_entry_fails_only_its_deploy_group(run: Any, fake_api: FakeApi,
+                                                                    soa: Path) -> None:
+    files = service_files("web", {"main": {"instances": 2}, "canary": {"instances": 1}})
+    files["web/deployments.json"]["v2"]["deployments"][f"{CLUSTER}.canary"]["git_sha"] = "abc123"
+    write_tree(soa, files)
+    result = run()
+    assert result.exit_code == 1
+    assert (f"failed web.canary: {soa}/web/deployments.json, field 'v2.deployments.c1.canary': git_sha must "
+            "be a full commit sha, 40 lower-case hexadecimal characters (got 'abc123')") in result.stderr
+    created = sorted(d["metadata"]["name"] for d in fake_api.server.list_objects("deployments"))
+    assert created == ["api-main", "web-main"]  # the file's other deploy group still deploys
+    assert last_line(result).endswith("2 created, 0 updated, 0 unchanged, 1 failed, 0 not deployed")
+
+
+def test_instances_with_the_same_kubernetes_name_fail_alone_every_run(run: Any, fake_api: FakeApi,
+                                                                      soa: Path) -> None:
+    files = service_files("web", {"main": {"instances": 2}, "main_1": {}, "main--1": {}})
+    write_tree(soa, files)
+    for _ in range(2):
+        result = run()
+        assert result.exit_code == 1
+        assert "failed web.main--1: " in result.stderr and "failed web.main_1: " in result.stderr
+        assert "both get the Kubernetes name 'web-main--1'" in result.stderr
+        created = [d["metadata"]["name"] for d in fake_api.server.list_objects("deployments")]
+        assert "web-main--1" not in created
+        assert fake_api.server.count("PUT") == 0
 
 
 def test_not_deployed_alone_is_success(run: Any, fake_api: FakeApi, soa: Path) -> None:

@@ -39,7 +39,7 @@ SUMMARIES: dict[str, str] = {
     "list-clusters": "List every cluster any service has a kubernetes-<cluster>.yaml for.",
     "logs": "Show a service's container output and deploy events, merged in time order.",
     "mark-for-deployment": "Deploy COMMIT to a deploy group by pushing a deploy tag.",
-    "render": "Print the Namespace and Deployment(s) setup_kubernetes_job would apply.",
+    "render": "Print the Namespace, Deployment(s), HPA(s) and PDB(s) setup_kubernetes_job would apply.",
     "restart": "Restart instances (replace every pod) by pushing a fresh start tag.",
     "start": "Start instances (undo a stop) by pushing a start tag on the deployed sha.",
     "status": "Show what is running for a service: version, state, health, and why when not.",

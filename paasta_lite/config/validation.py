@@ -144,23 +144,24 @@ def classify_keys(
     ignored: Iterable[str],
     path: str,
     instance: str | None,
+    field_prefix: str = "",
 ) -> tuple[list[Problem], list[Problem]]:
     """Split the keys of `data` into errors (nobody knows them) and warnings (PaaSTA-only keys).
 
     Keys PaaSTA knows but paasta_lite does not implement are accepted with a warning, so existing
     soa-configs load; a key nobody knows is most likely a typo and is an error with a hint.
+    `field_prefix` locates `data` inside its file (`pipeline[2]`).
     """
     known_set, ignored_set = set(known), set(ignored)
     errors, warnings = [], []
     for key in data:
         if key in known_set:
             continue
+        where = field_path([str(key)], field_prefix)
         if key in ignored_set:
             warnings.append(
-                Problem(path, "is a PaaSTA key that paasta_lite does not implement; ignored", instance, key)
+                Problem(path, "is a PaaSTA key that paasta_lite does not implement; ignored", instance, where)
             )
         else:
-            errors.append(
-                Problem(path, "unknown field" + did_you_mean(str(key), known_set), instance, str(key))
-            )
+            errors.append(Problem(path, "unknown field" + did_you_mean(str(key), known_set), instance, where))
     return errors, warnings

@@ -287,6 +287,9 @@ class CleanupPlan:
     managed_apps: int = 0  # distinct (service, instance) among live managed Deployments
     message: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: (namespace/name, why) of apps kept because their service's configuration is in doubt;
+    #: unlike `kept` (e.g. another cluster's apps), always worth telling
+    held: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -296,7 +299,7 @@ class Configured:
     cluster: str
     instances: frozenset[tuple[str, str]]  # (service, instance), valid or not
     namespaces: Mapping[tuple[str, str], str]  # (service, instance) -> configured namespace
-    unreadable_services: frozenset[str] = frozenset()  # failed to load: keep all their apps
+    unreadable_services: frozenset[str] = frozenset()  # any file-level error: keep all their apps
 
 
 def _ready(obj: Obj) -> bool:
@@ -324,11 +327,12 @@ def plan_cleanup(live: Iterable[Obj], configured: Configured, *, kill_threshold:
     """Decide which managed Deployments to delete, guarded by the kill threshold.
 
     Never deletes: objects without the managed label or without service/instance labels,
-    objects labelled for another cluster, apps of services that failed to load, or an app moved
-    to another namespace before the new one is ready. Refuses (REFUSED) when the fraction of
-    managed apps to delete exceeds ``kill_threshold``, unless ``force``.
+    objects labelled for another cluster, apps of services whose configuration has an error
+    (held: what they configure is unknown, not gone), or an app moved to another namespace
+    before the new one is ready. Refuses (REFUSED) when the fraction of managed apps to delete
+    exceeds ``kill_threshold``, unless ``force``.
     """
-    kept, warnings, victims = [], [], []
+    kept, held, warnings, victims = [], [], [], []
     managed = [obj for obj in live if _label(obj, labels.MANAGED) == "true"]
     live_keys = {_key(obj): obj for obj in managed}
     groups = set()
@@ -345,12 +349,13 @@ def plan_cleanup(live: Iterable[Obj], configured: Configured, *, kill_threshold:
             continue  # not ours: it must not dilute the kill threshold either
         groups.add((service, instance))
         if service in configured.unreadable_services:
-            kept.append((where, f"service {service} failed to load; keeping its apps"))
+            held.append((where, f"service {service} has a configuration error; none of its apps is deleted"))
         else:
             reason = _cleanup_verdict(obj, configured, live_keys)
             if reason is not None:
                 victims.append(Victim(job_id(service, instance), namespace, name, reason))
-    return _decide(tuple(victims), tuple(kept), tuple(warnings), len(groups), kill_threshold, force)
+    plan = _decide(tuple(victims), tuple(kept), tuple(warnings), len(groups), kill_threshold, force)
+    return replace(plan, held=tuple(held))
 
 
 def _decide(victims: tuple[Victim, ...], kept: tuple[tuple[str, str], ...], warnings: tuple[str, ...],

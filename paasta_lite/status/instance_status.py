@@ -39,6 +39,7 @@ from paasta_lite.kube import labels
 from paasta_lite.kube.config_hash import soa_config_hash
 from paasta_lite.kube.errors import Forbidden, KubeError, NotFound, Unauthorized, Unreachable
 from paasta_lite.kube.render import desired_replicas, render_instance
+from paasta_lite.kube.render_scaling import kept_replicas
 from paasta_lite.status.health import Desired, InstanceHealth, Observed, Version, assess
 
 JsonDict = dict[str, Any]
@@ -178,9 +179,9 @@ def desired_for(
 ) -> Desired:
     """What we want for `instance`: version from deployments.json, replicas, desired_state.
 
-    Replicas follow the reconciler (`render.desired_replicas`); for autoscaled instances the
-    autoscaler owns the count, so the live Deployment's replicas (kept within [min, max]) are
-    what we expect once it exists.
+    Replicas follow the reconciler (`render.desired_replicas`: `max_instances` for an autoscaled
+    instance with no Deployment yet); once it exists the autoscaler owns the count, so the live
+    Deployment's replicas, kept within [min, max] (`render_scaling.kept_replicas`), are expected.
     """
     deployments = service.deployments or DeploymentsJson()
     deployed = deployments.version_for(instance.deploy_group)
@@ -197,8 +198,8 @@ def desired_for(
         else None
     )
     replicas = desired_replicas(instance, Control())
-    if instance.is_autoscaled and instance.max_instances is not None and live_replicas is not None:
-        replicas = max(replicas, min(live_replicas, instance.max_instances))
+    if instance.is_autoscaled and live_replicas is not None:
+        replicas = kept_replicas(instance, live_replicas)
     return Desired(
         version=version,
         replicas=replicas,
