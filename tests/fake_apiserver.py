@@ -1160,7 +1160,8 @@ class FakeApiServer:
     # ----------------------------------------------------------------- the Deployment controller
     def settle(self, namespace: str, name: str, *, ready: bool = True, ready_count: int | None = None,
                phase: str = "Running", waiting_reason: str | None = None, keep_old: bool = False,
-               restart_count: int = 0, progress_deadline_exceeded: bool = False) -> Obj:
+               restart_count: int = 0, progress_deadline_exceeded: bool = False,
+               ready_for: float | None = None) -> Obj:
         """Play the Deployment controller and kubelet once for one Deployment; return it.
 
         - Ensures a ReplicaSet ``<name>-<pod-template-hash>`` for the current pod template
@@ -1172,20 +1173,25 @@ class FakeApiServer:
           none otherwise) are Ready with running containers; the others are not ready, with
           containers waiting for ``waiting_reason`` (default "ContainerCreating") — e.g.
           ``waiting_reason="CrashLoopBackOff", restart_count=5``. Calling settle again updates
-          existing pods in place.
+          existing pods in place. A ready pod has been ready since its creation, or for
+          ``ready_for`` seconds when given (its Ready condition's ``lastTransitionTime``).
         - Old ReplicaSets (other templates) are scaled to 0 and their pods removed (and, with
           ``revisionHistoryLimit: 0``, the ReplicaSets deleted) — unless ``keep_old=True``, which
           leaves them and their pods running: a bounce in progress.
         - Deployment ``status``: observedGeneration, replicas, updatedReplicas, readyReplicas,
           availableReplicas, unavailableReplicas (zero counts omitted, as the real API does) and
           conditions Available and Progressing (``ProgressDeadlineExceeded`` when
-          ``progress_deadline_exceeded``).
+          ``progress_deadline_exceeded``). As in the real controller, a pod counts as available
+          only once it has been ready for ``spec.minReadySeconds`` (ReplicaSet status too), and
+          ``Available``/``Progressing`` follow the available count, not the ready one.
+        - Changing a Deployment's spec through the API bumps ``metadata.generation`` and leaves
+          ``status`` alone until the next settle: "not observed yet", as right after a real write.
         """
         with self.cluster.lock:
             deployment = self.cluster.objects["deployments"].get((namespace, name))
             if deployment is None:
                 raise KeyError(f"no deployment {namespace}/{name} to settle")
-            state = _PodState(ready, ready_count, phase, waiting_reason, restart_count)
+            state = _PodState(ready, ready_count, phase, waiting_reason, restart_count, ready_for)
             _Controller(self.cluster, deployment).sync(state, keep_old=keep_old,
                                                        deadline_exceeded=progress_deadline_exceeded)
             self.cluster.changed.notify_all()
@@ -1204,6 +1210,7 @@ class _PodState:
     phase: str
     waiting_reason: str | None
     restart_count: int
+    ready_for: float | None = None
 
 
 class _Controller:
@@ -1290,11 +1297,18 @@ class _Controller:
         self.cluster.objects["pods"][(self.namespace, pod["metadata"]["name"])] = pod
         return pod
 
+    @property
+    def min_ready_seconds(self) -> int:
+        return int((self.deployment.get("spec") or {}).get("minReadySeconds") or 0)
+
+    def _available(self, pods: list[Obj]) -> int:
+        return sum(1 for pod in pods if _pod_available(pod, self.min_ready_seconds))
+
     def _replicaset_status(self, rs: Obj) -> None:
         pods = self.owned("pods", rs["metadata"]["uid"])
         ready = sum(1 for pod in pods if _pod_ready(pod))
         rs["status"] = _without_zeros({"replicas": len(pods), "fullyLabeledReplicas": len(pods),
-                                       "readyReplicas": ready, "availableReplicas": ready,
+                                       "readyReplicas": ready, "availableReplicas": self._available(pods),
                                        "observedGeneration": rs["metadata"].get("generation", 1)})
         rs["status"].setdefault("replicas", 0)
 
@@ -1303,10 +1317,11 @@ class _Controller:
                     for pod in self.owned("pods", rs["metadata"]["uid"])]
         updated = len(self.owned("pods", new_rs["metadata"]["uid"]))
         ready = sum(1 for pod in all_pods if _pod_ready(pod))
-        updated_ready = sum(1 for pod in self.owned("pods", new_rs["metadata"]["uid"]) if _pod_ready(pod))
+        available = self._available(all_pods)
+        updated_available = self._available(self.owned("pods", new_rs["metadata"]["uid"]))
         max_unavailable = _max_unavailable(self.deployment.get("spec") or {}, replicas)
         rs_name = new_rs["metadata"]["name"]
-        complete = updated == replicas and updated_ready == replicas and len(all_pods) == replicas
+        complete = updated == replicas and updated_available == replicas and len(all_pods) == replicas
         if deadline_exceeded:
             progressing = ("False", "ProgressDeadlineExceeded",
                            f'ReplicaSet "{rs_name}" has timed out progressing.')
@@ -1315,20 +1330,20 @@ class _Controller:
                            f'ReplicaSet "{rs_name}" has successfully progressed.')
         else:
             progressing = ("True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
-        available = ready >= replicas - max_unavailable
+        enough = available >= replicas - max_unavailable
         stamp = now_rfc3339()
         conditions = [
-            {"type": "Available", "status": "True" if available else "False",
-             "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-             "message": "Deployment has minimum availability." if available
+            {"type": "Available", "status": "True" if enough else "False",
+             "reason": "MinimumReplicasAvailable" if enough else "MinimumReplicasUnavailable",
+             "message": "Deployment has minimum availability." if enough
              else "Deployment does not have minimum availability.",
              "lastUpdateTime": stamp, "lastTransitionTime": stamp},
             {"type": "Progressing", "status": progressing[0], "reason": progressing[1],
              "message": progressing[2], "lastUpdateTime": stamp, "lastTransitionTime": stamp}]
         status = _without_zeros({"observedGeneration": self.deployment["metadata"].get("generation", 1),
                                  "replicas": len(all_pods), "updatedReplicas": updated,
-                                 "readyReplicas": ready, "availableReplicas": ready,
-                                 "unavailableReplicas": max(0, len(all_pods) - ready)})
+                                 "readyReplicas": ready, "availableReplicas": available,
+                                 "unavailableReplicas": max(0, len(all_pods) - available)})
         status["conditions"] = conditions
         self.deployment["status"] = status
         self.deployment["metadata"]["resourceVersion"] = self.cluster.next_rv()
@@ -1353,9 +1368,25 @@ def _pod_ready(pod: Obj) -> bool:
                for c in pod.get("status", {}).get("conditions", []))
 
 
+def _pod_available(pod: Obj, min_ready_seconds: int) -> bool:
+    """Ready for at least `min_ready_seconds` (by its Ready condition's lastTransitionTime)."""
+    if not _pod_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = next(c["lastTransitionTime"] for c in pod["status"]["conditions"] if c.get("type") == "Ready")
+    ready_at = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.now(timezone.utc) - ready_at >= timedelta(seconds=min_ready_seconds)
+
+
 def _pod_status(pod: Obj, state: _PodState, *, ready: bool) -> Obj:
     stamp = pod["metadata"].get("creationTimestamp") or now_rfc3339()
     flag = "True" if ready else "False"
+    if ready and state.ready_for is not None:
+        ready_at = datetime.now(timezone.utc) - timedelta(seconds=state.ready_for)
+        ready_since = ready_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        ready_since = stamp
     statuses = []
     for container in pod.get("spec", {}).get("containers", []):
         if ready or (state.phase == "Running" and state.waiting_reason is None):
@@ -1368,6 +1399,6 @@ def _pod_status(pod: Obj, state: _PodState, *, ready: bool) -> Obj:
                          "restartCount": state.restart_count, "state": container_state})
     return {"phase": state.phase, "hostIP": "10.0.0.1", "podIP": "10.1.0.1", "startTime": stamp,
             "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
-                           {"type": "Ready", "status": flag, "lastTransitionTime": stamp},
+                           {"type": "Ready", "status": flag, "lastTransitionTime": ready_since},
                            {"type": "ContainersReady", "status": flag, "lastTransitionTime": stamp}],
             "containerStatuses": statuses}

@@ -103,7 +103,7 @@ class KubeClient:
         except KubeError:
             raise
         except Exception as error:  # urllib3/socket/TLS errors: all mean "no usable answer"
-            raise translate(error) from error
+            raise translate(error, where=self.host) from error
         if not 200 <= response.status <= 299:
             failure = self._exception_type(status=response.status, reason=response.reason,
                                            body=response.data.decode("utf-8", "replace"))
@@ -248,7 +248,7 @@ class KubeClient:
         except KubeError:
             raise
         except Exception as error:  # urllib3 ProtocolError / ReadTimeoutError mid-stream
-            raise translate(error) from error
+            raise translate(error, where=self.host) from error
         finally:
             response.release_conn()
 
@@ -278,7 +278,11 @@ def _query_value(value: Any) -> str:
 
 def _load_configuration(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
     """A client `Configuration` and the context name, from a kubeconfig (explicit, $KUBECONFIG,
-    ~/.kube/config) or, when none exists and none was named, from the in-cluster service account."""
+    ~/.kube/config) or, when none exists and none was named, from the in-cluster service account.
+
+    Raises `KubeConfigError` with a one-line message that says what is wrong and the fix (never
+    the client library's own text: "Invalid kube-config file. No configuration found.")."""
+    import yaml
     from kubernetes import client
     from kubernetes import config as kube_config
 
@@ -294,16 +298,39 @@ def _load_configuration(kubeconfig: str | None, context: str | None) -> tuple[An
             _, active = config.list_kube_config_contexts(config_file=path)
             context = str(active.get("name") or "kubeconfig")
         return configuration, context
-    except config.ConfigException as error:
+    except (config.ConfigException, OSError, ValueError, TypeError, AttributeError, KeyError,
+            yaml.YAMLError) as error:  # missing, unreadable or malformed file
         kube_error: Exception = error
-    except (OSError, ValueError, TypeError) as error:  # unreadable or malformed file
-        kube_error = error
     if kubeconfig is None and not os.environ.get("KUBECONFIG"):
         try:
             config.load_incluster_config(client_configuration=configuration)
             return configuration, "in-cluster"
         except config.ConfigException:
             pass
-    where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    raise KubeConfigError(f"cannot load a Kubernetes configuration from {where} "
-                          f"(and not running in a cluster): {kube_error}") from kube_error
+    raise KubeConfigError(kubeconfig_problem(path, kube_error)) from kube_error
+
+
+#: The fix printed with every kubeconfig problem.
+KUBECONFIG_FIX = "set KUBECONFIG to your cluster's kubeconfig (playground: make k8s_fake_cluster)"
+
+
+def kubeconfig_problem(path: str, error: BaseException) -> str:
+    """One line: which kubeconfig, what is wrong with it, and the fix."""
+    paths = [part for part in path.split(os.pathsep) if part]
+    if not any(os.path.exists(part) for part in paths):
+        return f"no kubeconfig: {path} does not exist (and not running in a cluster); {KUBECONFIG_FIX}"
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        detail = f"not valid YAML (line {mark.line + 1})"
+    elif isinstance(error, IsADirectoryError):
+        detail = "a directory, not a file"
+    elif isinstance(error, OSError):
+        detail = f"unreadable ({error.strerror or type(error).__name__})"
+    elif type(error).__name__ == "ConfigException":
+        text = str(error).splitlines()[0] if str(error) else "invalid"
+        detail = text.replace("Invalid kube-config file. ", "").replace("Invalid kube-config. ", "").strip()
+        detail = detail.replace(f" in {path}/", " in ").replace(f" in {path}", "").replace(f"{path} ", "")
+        detail = (detail[:1].lower() + detail[1:]).rstrip(".") or "invalid"
+    else:  # the client tripped over an unexpected shape (a list where a mapping belongs...)
+        detail = "not a kubeconfig (unexpected structure)"
+    return f"kubeconfig {path} is not usable: {detail}; {KUBECONFIG_FIX}"

@@ -92,9 +92,17 @@ class ServerError(KubeError):
 
 
 class Unreachable(KubeError):
-    """No HTTP answer at all: connection refused, DNS, TLS, timeout."""
+    """No HTTP answer at all: connection refused, DNS, TLS, timeout.
+
+    ``timed_out`` tells a slow server (worth waiting for) from one that is not there at all
+    (connection refused: worth waiting for only a while, see `status.instance_status`).
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, timed_out: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.timed_out = timed_out
 
 
 class KubeConfigError(KubeError):
@@ -156,11 +164,32 @@ def from_http(status: int, body: str, *, http_reason: str = "", headers: Any = N
     return _BY_STATUS.get(status, KubeError)(message, **kwargs)
 
 
-def translate(error: BaseException) -> KubeError:
+def no_answer(error: BaseException) -> tuple[str, bool]:
+    """A transport error in a few words ("connection refused", "timed out"...), and whether it
+    was a timeout. Duck-typed on class names: urllib3 wraps the cause in ``reason``."""
+    cause = getattr(error, "reason", None)
+    chain = [error, cause] if isinstance(cause, BaseException) else [error]
+    names = {cls.__name__ for item in chain for cls in type(item).__mro__}
+    text = " ".join(str(item) for item in chain)
+    # Refused before timeouts: urllib3's NewConnectionError subclasses ConnectTimeoutError.
+    if "ConnectionRefusedError" in names or "Connection refused" in text:
+        return "connection refused", False
+    if "NameResolutionError" in names or "resolve" in text or "Name or service not known" in text:
+        return "the host name does not resolve", False
+    if any("Timeout" in type(item).__name__ for item in chain) or "timed out" in text:
+        return "timed out", True
+    if any("SSL" in name for name in names):
+        return "TLS handshake failed", False
+    last = chain[-1]
+    return trim(f"{type(last).__name__}: {last}", 200), False
+
+
+def translate(error: BaseException, *, where: str = "") -> KubeError:
     """Turn a client-library exception into a `KubeError` (the caller chains it with ``from``).
 
     Accepts `kubernetes.client.ApiException` (duck-typed on ``status``/``body`` so this module
-    does not import the client) and urllib3 / socket errors, which mean "no answer".
+    does not import the client) and urllib3 / socket errors, which mean "no answer": those read
+    "Kubernetes API <where> unreachable (connection refused)", never the library's own text.
     """
     if isinstance(error, KubeError):
         return error
@@ -173,7 +202,10 @@ def translate(error: BaseException) -> KubeError:
             status, str(body), http_reason=str(getattr(error, "reason", "") or ""),
             headers=getattr(error, "headers", None),
         )
-    return Unreachable(f"Kubernetes API unreachable: {trim(f'{type(error).__name__}: {error}', 300)}")
+    what, timed_out = no_answer(error)
+    target = f"Kubernetes API {where}" if where else "Kubernetes API"
+    hint = "; is the cluster up? (playground: make k8s_fake_cluster)" if what == "connection refused" else ""
+    return Unreachable(f"{target} unreachable ({what}){hint}", timed_out=timed_out)
 
 
 def _delay(error: KubeError, attempt: int, base_delay: float) -> float:
