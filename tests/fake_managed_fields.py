@@ -250,7 +250,7 @@ def apply(live: Obj | None, body: Obj, *, manager: str, force: bool, api_version
             changed.add(index)
     result = merge(copy.deepcopy(live) if live else {}, body)
     others = set().union(*(owned for index, (_, owned) in enumerate(pairs) if index != me))
-    for path in sorted(pairs[me][1] - sent, key=len, reverse=True):
+    for path in sorted(pairs[me][1] - sent, key=len):  # a list item before its fields
         if not any(other[:len(path)] == path for other in others):
             delete_at(result, path)
     pairs[me] = (pairs[me][0], sent)
