@@ -69,10 +69,11 @@ class Counting:
 
 def run_setup(soa: Path, env: dict[str, str], concurrency: int) -> tuple[float, str, int]:
     start = time.perf_counter()
-    result = CliRunner().invoke(setup_kubernetes_job, ["-d", str(soa), "--concurrency", str(concurrency)],
-                                env=env)
+    args = ["-d", str(soa), "--concurrency", str(concurrency)]
+    result = CliRunner().invoke(setup_kubernetes_job, args, env=env)
     elapsed = time.perf_counter() - start
-    return elapsed, result.stdout.splitlines()[-1] if result.stdout else result.output[-500:], result.exit_code
+    last = result.stdout.splitlines()[-1] if result.stdout else result.output[-500:]
+    return elapsed, last, result.exit_code
 
 
 def fake(latency: float) -> None:
@@ -87,16 +88,17 @@ def fake(latency: float) -> None:
                     server.reset_counts()
                     elapsed, last, code = run_setup(soa, env, concurrency)
                     lease = server.count(path="/leases")
-                    print(f"concurrency {concurrency}, {label}: {elapsed:.1f} s, {len(server.requests)} requests "
-                          f"({len(server.app_writes())} app writes, {lease} lease) exit {code} -- {last}")
+                    print(f"concurrency {concurrency}, {label}: {elapsed:.1f} s, "
+                          f"{len(server.requests)} requests ({len(server.app_writes())} app writes, "
+                          f"{lease} lease) exit {code} -- {last}")
                     server.settle_all()
 
 
 def real(cleanup: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         soa = write_tree(Path(tmp), cluster=REAL_CLUSTER, namespace_prefix=REAL_PREFIX)
-        env = {"KUBECONFIG": os.environ["KUBECONFIG"], "PAASTA_SYSTEM_CONFIG_DIR": str(Path(tmp) / "etc_paasta"),
-               "KUBECONTEXT": os.environ.get("KUBECONTEXT", "")}
+        env = {"KUBECONFIG": os.environ["KUBECONFIG"], "KUBECONTEXT": os.environ.get("KUBECONTEXT", ""),
+               "PAASTA_SYSTEM_CONFIG_DIR": str(Path(tmp) / "etc_paasta")}
         (Path(tmp) / "etc_paasta" / "cluster.json").write_text(
             f'{{"cluster": "{REAL_CLUSTER}", "docker_registry": "registry.bench.invalid", "volumes": []}}')
         try:
@@ -121,7 +123,8 @@ def delete_namespaces() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per request (fake server)")
     parser.add_argument("--real", action="store_true", help="use the cluster in KUBECONFIG")
     parser.add_argument("--cleanup", action="store_true", help="with --real: delete the namespaces after")

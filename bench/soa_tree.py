@@ -55,7 +55,8 @@ def write_tree(root: Path, *, services: int = 500, instances: int = 4, cluster: 
         )
         namespace = f"  namespace: {namespace_prefix}{index:04d}\n" if namespace_prefix else ""
         (directory / f"kubernetes-{cluster}.yaml").write_text("".join(
-            INSTANCE_YAML.format(name=n, replicas=1 + i % 3) + namespace for i, n in enumerate(instance_names)))
+            INSTANCE_YAML.format(name=n, replicas=1 + i % 3) + namespace
+            for i, n in enumerate(instance_names)))
         sha = f"{index:040x}"
         deployments = {
             f"prod.{n}": {"docker_image": f"services-{name}:paasta-{sha}", "git_sha": sha}
