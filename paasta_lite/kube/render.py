@@ -90,6 +90,12 @@ class RenderedApp:
         """The Deployment's name."""
         return str(self.deployment["metadata"]["name"])
 
+    @property
+    def objects(self) -> tuple[JsonDict, ...]:
+        """Every object `setup_kubernetes_job` applies for the app, Deployment first (the HPA
+        and PDB of issue 12 join here; each carries its own config-hash label)."""
+        return (self.deployment,)
+
 
 # --- names and labels -------------------------------------------------------------------------
 
