@@ -13,7 +13,7 @@ Subcommands (each small; the logic lives in the pg_*.py modules next to this fil
   wait        wait until every playground service is healthy, then show `paasta status`
   status      what is ready and what is missing, each with the command that fixes it
   env         export lines for `eval "$(make -s playground-env)"`
-  forget-api  drop the playground cluster's entry from api_endpoints.json
+  forget-api  drop the playground cluster's entry from api_endpoints.json if its API is gone
   up          `make playground`: everything that can run here, then a summary
 """
 
@@ -176,10 +176,17 @@ def cmd_env(names: Names, args: argparse.Namespace) -> int:
 
 
 def cmd_forget_api(names: Names, args: argparse.Namespace) -> int:
-    from pg_status import forget_api
+    from pg_status import ApiStillAnswers, forget_api
 
-    if forget_api(names.paasta_cluster):
-        print(f"removed {names.paasta_cluster} from etc_paasta_playground/api_endpoints.json")
+    try:
+        removed = forget_api(names.paasta_cluster)
+    except ApiStillAnswers as live:
+        print(f"kept {names.paasta_cluster} in etc_paasta_playground/api_endpoints.json: the API at "
+              f"{live.url} answers (stop it with Ctrl-C in its terminal; it then removes its own entry)")
+        return 0
+    if removed:
+        print(f"removed {names.paasta_cluster} ({removed}, which no longer answers) from "
+              "etc_paasta_playground/api_endpoints.json")
     return 0
 
 

@@ -17,6 +17,7 @@ one failed.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -27,6 +28,7 @@ from pg_cluster import container_engine, kind_script, resolve
 from pg_common import SOA_DIR, Names, entry_point, missing_entry_point, playground_env, run, show
 
 from paasta_lite.config.soa_config import SoaDir
+from paasta_lite.status.instance_status import UNREACHABLE_GIVE_UP_S
 
 
 @dataclass(frozen=True)
@@ -179,18 +181,51 @@ def up(names: Names, make: str) -> int:
     return 1 if any(outcome.state == "failed" for outcome in outcomes) else 0
 
 
+def status_errors(done: subprocess.CompletedProcess[str]) -> tuple[list[str], set[str]]:
+    """The error lines of one `paasta status -o json` run, and their failure kinds."""
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:  # a usage error: printed on stderr, exit 2
+        text = (done.stderr or done.stdout).strip() or f"exit {done.returncode}"
+        return [text], {"permanent"} if done.returncode == 2 else set()
+    rows = [row for row in report.get("instances", []) if "error" in row]
+    lines = [f"{row['service']}.{row['instance']} in {row['cluster']}: {row['error']}" for row in rows]
+    return lines, {str(row.get("failure")) for row in rows}
+
+
 def wait_healthy(names: Names, timeout_s: float, interval_s: float = 5.0) -> int:
-    """Poll `paasta status` of every playground service until all are healthy; show it at the end."""
+    """Poll `paasta status` of every playground service until all are healthy; show it at the end.
+
+    Stops at once (exit 2) when `paasta status` exits 2 (no kubeconfig, an unknown cluster, 401/403,
+    invalid config: asking again will not help), and after `UNREACHABLE_GIVE_UP_S` of "connection
+    refused"; anything else is polled until `timeout_s`.
+    """
     kubeconfig = resolve(names).kubeconfig
     env = playground_env(kubeconfig)
     services = SoaDir(str(SOA_DIR)).list_services()
     deadline = time.monotonic() + timeout_s
     base = [entry_point("paasta"), "status", "-c", names.paasta_cluster]
     pending = list(services)
+    silent_since: dict[str, float] = {}
     print(f"Waiting up to {timeout_s:.0f}s for {', '.join(services)} to be healthy ...", flush=True)
     while pending and time.monotonic() < deadline:
-        pending = [svc for svc in pending
-                   if run([*base, "-s", svc], env=env, check=False, capture=True).returncode]
+        still = []
+        for service in pending:
+            done = run([*base, "-s", service, "-o", "json"], env=env, check=False, capture=True)
+            if done.returncode == 0:
+                silent_since.pop(service, None)
+                continue
+            errors, kinds = status_errors(done)
+            silent = 0.0
+            if kinds == {"unreachable"}:  # nothing listens there: give it a while, not the whole wait
+                silent = time.monotonic() - silent_since.setdefault(service, time.monotonic())
+            else:
+                silent_since.pop(service, None)
+            if done.returncode == 2 or silent >= UNREACHABLE_GIVE_UP_S:
+                print("\nStopped waiting: waiting will not fix this.", *errors, sep="\n  ")
+                return 2
+            still.append(service)
+        pending = still
         if pending:
             time.sleep(interval_s)
     worst = 0

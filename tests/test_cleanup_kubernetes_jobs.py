@@ -88,7 +88,7 @@ def test_removed_instance_is_deleted_with_its_pods(fake_api: FakeApi, deployed: 
 def test_nothing_to_delete_makes_no_writes(fake_api: FakeApi, deployed: Path, env: dict[str, str]) -> None:
     result = cleanup(deployed, env)
     assert result.exit_code == 0, result.output
-    assert fake_api.server.writes() == []
+    assert fake_api.server.app_writes() == []
 
 
 def test_unmanaged_objects_are_never_touched(fake_api: FakeApi, deployed: Path, env: dict[str, str]) -> None:
@@ -108,7 +108,7 @@ def test_kill_threshold_refuses_then_force_deletes(fake_api: FakeApi, deployed: 
     assert refused.exit_code == 1
     assert "refusing to delete 3 of 4 managed apps (75%)" in refused.stderr
     assert "--force" in refused.stderr
-    assert fake_api.server.writes() == [] and len(names(fake_api)) == 4
+    assert fake_api.server.app_writes() == [] and len(names(fake_api)) == 4
     assert cleanup(deployed, env, "--kill-threshold", "0.8").exit_code == 0
     assert names(fake_api) == ["alpha-main"]
 
@@ -127,7 +127,7 @@ def test_dry_run_deletes_nothing(fake_api: FakeApi, deployed: Path, env: dict[st
     assert result.exit_code == 0, result.output
     assert "would delete paastasvc-delta/delta-main (delta.main)" in result.stdout
     assert result.stdout.splitlines()[-1].startswith("dry run: cluster c1: 1 would delete")
-    assert fake_api.server.writes() == [] and len(names(fake_api)) == 4
+    assert fake_api.server.app_writes() == [] and len(names(fake_api)) == 4
 
 
 @pytest.mark.parametrize("force", [[], ["--force"]])

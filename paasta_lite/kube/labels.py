@@ -26,6 +26,10 @@ MANAGED = f"{PREFIX}/managed"
 AUTOSCALED = f"{PREFIX}/autoscaled"
 #: Pod-template annotation set from `force_bounce` (paasta restart): a new value replaces every pod.
 FORCE_BOUNCE = f"{PREFIX}/force_bounce"
+#: Deployment annotation (not on the pod template, so adding it restarts nothing): the hash of the
+#: soa-configs side of what was applied (`config_hash.soa_config_hash`). `paasta status` compares
+#: it without the cluster's system config, which a laptop does not have.
+SOA_CONFIG_SHA = f"{PREFIX}/soa_config_sha"
 
 APP_NAME = "app.kubernetes.io/name"
 APP_INSTANCE = "app.kubernetes.io/instance"

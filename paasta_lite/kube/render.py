@@ -4,7 +4,8 @@ Pure (STYLE practice 10): config in, plain dicts in the API's camelCase JSON sha
 network or environment access. The system config and deployments.json are passed in by the edge
 (`setup_kubernetes_job`, `paasta render`), which is why `paasta render` needs no cluster. The
 config hash is taken once, from the finished Deployment, and then written into its labels
-(`config_hash.with_config_hash`); nothing is added after that.
+(`config_hash.with_config_hash`), next to the soa hash annotation (`with_soa_config_hash`, which the
+config hash leaves out); nothing is added after that.
 
 Decisions (each one documented where it is made):
 - user `env` overrides the PAASTA_* variables, as in PaaSTA (soa-configs written for PaaSTA keep
@@ -32,7 +33,7 @@ from paasta_lite.config.naming import app_name, container_name, job_id, label_va
 from paasta_lite.config.system_config import SystemConfig
 from paasta_lite.errors import ConfigError, NotDeployedError, PaastaLiteError
 from paasta_lite.kube import labels
-from paasta_lite.kube.config_hash import config_hash, with_config_hash
+from paasta_lite.kube.config_hash import config_hash, soa_config_hash, with_config_hash, with_soa_config_hash
 from paasta_lite.kube.render_pod import (
     as_decimal,
     command_and_args,
@@ -88,6 +89,12 @@ class RenderedApp:
     def name(self) -> str:
         """The Deployment's name."""
         return str(self.deployment["metadata"]["name"])
+
+    @property
+    def objects(self) -> tuple[JsonDict, ...]:
+        """Every object `setup_kubernetes_job` applies for the app, Deployment first (the HPA
+        and PDB of issue 12 join here; each carries its own config-hash label)."""
+        return (self.deployment,)
 
 
 # --- names and labels -------------------------------------------------------------------------
@@ -233,12 +240,13 @@ def render_app(
     registry = system.require_docker_registry(instance.docker_registry)
     unhashed = deployment_manifest(instance, version, control, registry=registry, system=system)
     digest = config_hash(unhashed, force_bounce=control.force_bounce)
+    soa_digest = soa_config_hash(instance, version, force_bounce=control.force_bounce)
     return RenderedApp(
         service=instance.service,
         instance=instance.instance,
         namespace=instance.namespace,
         namespace_manifest=namespace_manifest(instance.namespace),
-        deployment=with_config_hash(unhashed, digest),
+        deployment=with_soa_config_hash(with_config_hash(unhashed, digest), soa_digest),
         config_hash=digest,
         git_sha=version.git_sha,
         replicas=int(unhashed["spec"]["replicas"]),

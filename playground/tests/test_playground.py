@@ -1,5 +1,7 @@
 """Playground helpers: templates, local git repos and deploy tags, the `make playground` plan,
-which cluster is used, api_endpoints clean-up, and kind-cluster.sh with stub docker/kind binaries.
+which cluster is used, api_endpoints clean-up (only of an API that no longer answers), `make
+playground-wait` stopping at once on a permanent error (issue 11), and kind-cluster.sh with stub
+docker/kind binaries.
 
 Run: `.venv/bin/python -m pytest playground/tests -q` (real git, a real fake API server over HTTP).
 """
@@ -10,6 +12,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,10 +24,11 @@ sys.path[:0] = [str(PLAYGROUND), str(PLAYGROUND.parent / "tests")]
 
 import pg_cluster  # noqa: E402
 import pg_common  # noqa: E402
+import pg_up  # noqa: E402
 from pg_configs import create_configs  # noqa: E402
 from pg_repos import ensure_repo, local_repo_path, untagged_groups  # noqa: E402
 from pg_services import generate_all, summary_lines  # noqa: E402
-from pg_status import forget_api  # noqa: E402
+from pg_status import ApiStillAnswers, forget_api  # noqa: E402
 from pg_up import STAGES, plan_stages, run_plan, summary  # noqa: E402
 
 from paasta_lite.config.soa_config import SoaDir  # noqa: E402
@@ -111,13 +117,64 @@ def test_kubeconfig_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert "not creating a Kind cluster" in live.message
 
 
+DEAD = "http://127.0.0.1:9"
+
+
 def test_forget_api_keeps_other_clusters(tmp_path: Path) -> None:
     path = tmp_path / "api_endpoints.json"
-    path.write_text(json.dumps({"api_endpoints": {"a": "http://x", "b": "http://y"}}))
-    assert forget_api("a", tmp_path)
-    assert json.loads(path.read_text()) == {"api_endpoints": {"b": "http://y"}}
-    assert not forget_api("a", tmp_path)
+    path.write_text(json.dumps({"api_endpoints": {"a": DEAD, "b": DEAD + "/b"}}))
+    assert forget_api("a", tmp_path) == DEAD
+    assert json.loads(path.read_text()) == {"api_endpoints": {"b": DEAD + "/b"}}
+    assert forget_api("a", tmp_path) is None
     assert forget_api("b", tmp_path) and not path.exists()
+
+
+def test_forget_api_never_removes_an_api_that_answers(tmp_path: Path) -> None:
+    class Version(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"version": "x", "cluster": "a"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Version)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    path = tmp_path / "api_endpoints.json"
+    path.write_text(json.dumps({"api_endpoints": {"a": url}}))
+    try:
+        with pytest.raises(ApiStillAnswers):
+            forget_api("a", tmp_path)
+    finally:
+        server.shutdown()
+    assert json.loads(path.read_text()) == {"api_endpoints": {"a": url}}
+
+
+def test_playground_wait_stops_at_once_on_a_permanent_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No kubeconfig: `paasta status` exits 2, and the wait ends instead of polling 180 s."""
+    soa, etc = tmp_path / "soa", tmp_path / "etc"
+    (soa / "svc").mkdir(parents=True)
+    etc.mkdir()
+    (soa / "svc" / "kubernetes-c1.yaml").write_text("main: {}\n")
+    (etc / "clusters.json").write_text(json.dumps({"cluster": "c1"}))
+    missing = str(tmp_path / "no-kubeconfig")
+    monkeypatch.setattr(pg_up, "SOA_DIR", soa)
+    monkeypatch.setattr(pg_common, "SOA_DIR", soa)
+    monkeypatch.setattr(pg_common, "ETC_DIR", etc)
+    monkeypatch.setattr(pg_up, "resolve", lambda names: pg_cluster.Resolution(missing, "kind", "", None))
+    started = time.monotonic()
+    code = pg_up.wait_healthy(pg_common.Names("k", "c1", "v"), timeout_s=180, interval_s=5)
+    elapsed = time.monotonic() - started
+    assert code == 2
+    assert elapsed < 5, elapsed  # one `paasta status` run, not one poll interval more
+    out = capsys.readouterr().out
+    assert "Stopped waiting: waiting will not fix this." in out
+    assert f"svc.main in c1: no kubeconfig: {missing} does not exist" in out
+    assert "make k8s_fake_cluster" in out
 
 
 def _stub(bin_dir: Path, name: str, body: str) -> None:
