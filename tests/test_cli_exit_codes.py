@@ -68,6 +68,7 @@ CASES = [
     ("paasta get-latest-deployment", ["get-latest-deployment", "-s", "good", "-l", "nope"], 1),
     ("paasta get-latest-deployment", ["get-latest-deployment", "-s", "nope", "-l", "c1.main"], 2),
     ("paasta mark-for-deployment", ["mark-for-deployment", "-s", "nope", "-l", "x", "-c", "abc"], 2),
+    ("paasta status", ["status", "-s", "good"], 2),
     ("paasta logs", ["logs", "-s", "good"], 2),
     ("paasta logs", ["logs", "-s", "good", "-C", "build"], 2),
     ("setup_kubernetes_job", ["setup_kubernetes_job"], 2),
