@@ -163,7 +163,7 @@ def cleanup_kubernetes_jobs(ctx: click.Context, soa_dir: str, cluster: str | Non
         (Deletion.CHANGED, "changed since list (kept)"), (Deletion.NOT_ATTEMPTED, "not attempted"),
         (Deletion.GONE, "already gone")) if counts[kind])
     click.echo(f"{'dry run: ' if dry_run else ''}cluster {cluster_name}: {counts[Deletion.DELETED]} {verb}, "
-               f"{counts[Deletion.FAILED]} failed{extra}, {len(plan.kept) + len(plan.held)} kept, "
+               f"{counts[Deletion.FAILED]} failed{extra}, {plan.staying} kept, "
                f"{plan.managed_apps} managed apps")
     ctx.exit(1 if failed or configured.unreadable_services else 0)
 

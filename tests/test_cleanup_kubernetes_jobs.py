@@ -78,7 +78,7 @@ def test_removed_instance_is_deleted_with_its_pods(fake_api: FakeApi, deployed: 
     assert result.exit_code == 0, result.output
     assert ("deleted paastasvc-delta/delta-main (delta.main): delta.main is no longer configured for "
             "cluster c1") in result.stdout
-    assert result.stdout.splitlines()[-1] == "cluster c1: 1 deleted, 0 failed, 0 kept, 4 managed apps"
+    assert result.stdout.splitlines()[-1] == "cluster c1: 1 deleted, 0 failed, 3 kept, 4 managed apps"
     assert names(fake_api) == ["alpha-main", "beta-main", "gamma-main"]
     children = names(fake_api, "pods") + names(fake_api, "replicasets")
     assert children and not any(name.startswith("delta") for name in children)
@@ -160,6 +160,7 @@ def test_service_that_fails_to_load_keeps_its_apps(fake_api: FakeApi, deployed: 
     assert "warning: service beta has a configuration error, so none of its apps is deleted" in result.stderr
     assert ("kept paastasvc-beta/beta-main: service beta has a configuration error; none of its apps is "
             "deleted") in result.stdout
+    assert result.stdout.splitlines()[-1] == "cluster c1: 0 deleted, 0 failed, 4 kept, 4 managed apps"
     assert len(names(fake_api)) == 4
 
 
@@ -171,7 +172,8 @@ def assert_beta_kept(fake_api: FakeApi, result: Result, reason: str) -> None:
             "deleted") in result.stdout  # without -v
     warning = "warning: service beta has a configuration error, so none of its apps is deleted: "
     assert warning in result.stderr and reason in result.stderr
-    assert result.stdout.splitlines()[-1] == "cluster c1: 0 deleted, 0 failed, 1 kept, 4 managed apps"
+    # every app stays: the three configured ones and beta's, held
+    assert result.stdout.splitlines()[-1] == "cluster c1: 0 deleted, 0 failed, 4 kept, 4 managed apps"
 
 
 @pytest.mark.parametrize(
@@ -245,6 +247,7 @@ def test_cluster_flag_is_honoured(fake_api: FakeApi, deployed: Path, env: dict[s
     result = cleanup(deployed, env, "-c", "c2", "--force", "-v")
     assert result.exit_code == 0, result.output
     assert "kept paastasvc-alpha/alpha-main: belongs to cluster c1" in result.stdout
+    assert result.stdout.splitlines()[-1] == "cluster c2: 0 deleted, 0 failed, 0 kept, 0 managed apps"
     assert len(names(fake_api)) == 4
 
 

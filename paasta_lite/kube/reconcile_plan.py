@@ -479,6 +479,9 @@ class CleanupPlan:
     #: (namespace/name, why) of apps kept because their service's configuration is in doubt;
     #: unlike `kept` (e.g. another cluster's apps), always worth telling
     held: tuple[tuple[str, str], ...] = ()
+    # Managed Deployments of this cluster left in place (still configured, or held): the
+    # summary's "kept", so deleted + failed + kept adds up to this cluster's managed Deployments.
+    staying: int = 0
 
 
 @dataclass(frozen=True)
@@ -525,6 +528,7 @@ def plan_cleanup(live: Iterable[Obj], configured: Configured, *, kill_threshold:
     managed = [obj for obj in live if _label(obj, labels.MANAGED) == "true"]
     live_keys = {_key(obj): obj for obj in managed}
     groups = set()
+    ours = 0  # managed Deployments of this cluster with service/instance labels
     for obj in managed:
         namespace, name = _key(obj)
         where = f"{namespace}/{name}"
@@ -537,6 +541,7 @@ def plan_cleanup(live: Iterable[Obj], configured: Configured, *, kill_threshold:
             kept.append((where, f"belongs to cluster {obj_cluster}"))
             continue  # not ours: it must not dilute the kill threshold either
         groups.add((service, instance))
+        ours += 1
         if service in configured.unreadable_services:
             held.append((where, f"service {service} has a configuration error; none of its apps is deleted"))
         else:
@@ -547,7 +552,7 @@ def plan_cleanup(live: Iterable[Obj], configured: Configured, *, kill_threshold:
                                       uid=str(metadata.get("uid") or ""),
                                       resource_version=str(metadata.get("resourceVersion") or "")))
     plan = _decide(tuple(victims), tuple(kept), tuple(warnings), len(groups), kill_threshold, force)
-    return replace(plan, held=tuple(held))
+    return replace(plan, held=tuple(held), staying=ours - len(victims))
 
 
 def _decide(victims: tuple[Victim, ...], kept: tuple[tuple[str, str], ...], warnings: tuple[str, ...],
