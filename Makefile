@@ -79,10 +79,11 @@ lint: dev ## ruff and mypy
 	$(BIN)/mypy
 
 .PHONY: bench
-bench: dev ## Benchmarks: config load, render, reconcile against the fake API server
+bench: dev ## Benchmarks: config load, render, reconcile against the fake API server, CLI start-up and TAB
 	$(BIN)/python bench/bench_config.py
 	$(BIN)/python bench/bench_render.py
 	$(BIN)/python bench/bench_reconcile.py
+	$(BIN)/python bench/bench_startup.py
 
 .PHONY: playground-configs
 playground-configs: dev ## Create etc_paasta_playground/ and soa_config_playground/ from templates (if missing)
@@ -117,30 +118,40 @@ k8s-check-tools: ## Check that docker (or podman) answers and kind is installed;
 playground-repos: dev ## Configs, plus a local git repo with a deploy tag per deploy group under playground_repos/
 	$(PLAYGROUND) repos --cluster $(PLAYGROUND_CLUSTER)
 
+# One service never stops the others: each runs on its own, failures are named at the end (exit 1).
+# A service without git_url is skipped with one line: its hand-written deployments.json is used.
 .PHONY: generate_deployments_for_service
-generate_deployments_for_service: playground-repos ## Write deployments.json for every service in soa_config_playground/ from its git tags
+generate_deployments_for_service: playground-repos ## Write deployments.json from git tags for every service with a git_url (others keep theirs)
 	@$(PLAYGROUND) require generate_deployments_for_service
-	set -e; for service in $$($(PLAYGROUND) services); do \
-		$(PLAYGROUND_ENV) $(BIN)/generate_deployments_for_service -s $$service -d $(PLAYGROUND_SOA) -v; \
-	done
+	$(PLAYGROUND_ENV) $(PLAYGROUND) generate
+
+# What setup and image need first: the same, but a service that fails there is reported and
+# the others still go on to be deployed (setup_kubernetes_job reports that service again).
+.PHONY: playground-generated
+playground-generated: playground-repos
+	@$(PLAYGROUND) require generate_deployments_for_service
+	-$(PLAYGROUND_ENV) $(PLAYGROUND) generate
 
 .PHONY: playground-validate
 playground-validate: playground-configs ## paasta validate --all on the playground configs
 	$(PLAYGROUND_ENV) $(BIN)/paasta validate --all
 
 .PHONY: playground-render
-playground-render: playground-configs ## paasta render of every playground service (what setup would apply; no cluster)
+playground-render: playground-configs ## paasta render of every playground service: the full YAML setup would apply (no cluster)
 	@$(PLAYGROUND) require "paasta render"
-	set -e; for service in $$($(PLAYGROUND) services); do \
-		$(PLAYGROUND_ENV) $(BIN)/paasta render -s $$service -c $(PLAYGROUND_CLUSTER) -d $(PLAYGROUND_SOA); \
-	done
+	$(PLAYGROUND_ENV) $(PLAYGROUND) render --cluster $(PLAYGROUND_CLUSTER)
+
+.PHONY: playground-render-summary
+playground-render-summary: playground-configs ## One line per object paasta render would apply: kind, namespace/name, replicas, image
+	@$(PLAYGROUND) require "paasta render"
+	$(PLAYGROUND_ENV) $(PLAYGROUND) render --summary --cluster $(PLAYGROUND_CLUSTER)
 
 .PHONY: playground-image
-playground-image: k8s_fake_cluster generate_deployments_for_service ## Build the deployed images of the sample services and load them into Kind
+playground-image: k8s_fake_cluster playground-generated ## Build the deployed images of the sample services and load them into Kind
 	$(PLAYGROUND_ENV) $(PLAYGROUND) image
 
 .PHONY: setup-kubernetes-job
-setup-kubernetes-job: k8s_fake_cluster generate_deployments_for_service ## Reconcile every playground instance into the cluster
+setup-kubernetes-job: k8s_fake_cluster playground-generated ## Reconcile every playground instance into the cluster
 	@$(PLAYGROUND) require setup_kubernetes_job
 	$(PLAYGROUND_RUN) $(BIN)/setup_kubernetes_job -d $(PLAYGROUND_SOA) -c $(PLAYGROUND_CLUSTER) -v
 

@@ -36,8 +36,13 @@ INSTANCE_YAML = """\
 """
 
 
-def write_tree(root: Path, *, services: int = 500, instances: int = 4, cluster: str = CLUSTER) -> Path:
-    """Write the tree under `root/soa` (plus `root/etc_paasta`) and return the soa dir."""
+def write_tree(root: Path, *, services: int = 500, instances: int = 4, cluster: str = CLUSTER,
+               namespace_prefix: str | None = None) -> Path:
+    """Write the tree under `root/soa` (plus `root/etc_paasta`) and return the soa dir.
+
+    ``namespace_prefix``: put each service in namespace `<prefix><index>` instead of PaaSTA's
+    default (e.g. `hlp-writes-` on a shared cluster, so the benchmark's namespaces are easy to find).
+    """
     soa = root / "soa"
     for index in range(services):
         name = f"service_{index:04d}"
@@ -48,9 +53,10 @@ def write_tree(root: Path, *, services: int = 500, instances: int = 4, cluster: 
         (directory / "deploy.yaml").write_text(
             "pipeline:\n" + "".join(f"  - step: prod.{n}\n" for n in instance_names)
         )
-        (directory / f"kubernetes-{cluster}.yaml").write_text(
-            "".join(INSTANCE_YAML.format(name=n, replicas=1 + i % 3) for i, n in enumerate(instance_names))
-        )
+        namespace = f"  namespace: {namespace_prefix}{index:04d}\n" if namespace_prefix else ""
+        (directory / f"kubernetes-{cluster}.yaml").write_text("".join(
+            INSTANCE_YAML.format(name=n, replicas=1 + i % 3) + namespace
+            for i, n in enumerate(instance_names)))
         sha = f"{index:040x}"
         deployments = {
             f"prod.{n}": {"docker_image": f"services-{name}:paasta-{sha}", "git_sha": sha}

@@ -152,6 +152,10 @@ class World:
     def write_instances(self, instances: dict[str, Any]) -> None:
         (self.service_dir / f"kubernetes-{self.cluster}.yaml").write_text(yaml.safe_dump(instances))
 
+    def remove_instance_file(self) -> None:
+        """How a service owner removes every instance of a cluster (an empty file is an error)."""
+        (self.service_dir / f"kubernetes-{self.cluster}.yaml").unlink()
+
     def git(self, *args: str) -> str:
         return subprocess.run([*GIT, "-C", str(self.repo), *args], check=True, text=True,
                               capture_output=True).stdout.strip()

@@ -283,7 +283,7 @@ class TestDeployCycle:
             kube.get_deployment(world.namespace, world.app(instance))  # still there
 
     def test_cleanup_kill_threshold_refuses_a_mass_delete(self, world: World, kube: Any) -> None:
-        world.write_instances({})
+        world.remove_instance_file()
         refused = world.cleanup(ok=False)
         assert "threshold" in (refused.stdout + refused.stderr).lower()
         for instance in ("main", "worker"):

@@ -63,6 +63,21 @@ class ConfigError(PaastaLiteError):
         return cls([Problem(path=path, message=message, instance=instance, field=field)])
 
 
+class FileSystemError(PaastaLiteError):
+    """The file system refused a read, listing or write (permission, symlink loop, full disk...).
+
+    One line naming the path, exit 1: the configuration may be fine, the machine is not. Config
+    files that cannot be read while loading a service are `ConfigError` problems instead (so one
+    unreadable service never stops the others); this is for what stops the whole command.
+    """
+
+    exit_code = 1
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
 class NotConfiguredError(PaastaLiteError):
     """The system config lacks something the command needs (e.g. no `cluster` key)."""
 

@@ -8,12 +8,19 @@ picks a port that is stable per user (a hash of the user name into 33000-57999, 
 playground rule) or, if that one is taken, any free one, and records its URL for the cluster
 in ``api_endpoints.json`` in the system config directory (atomically, keeping other keys), so
 ``paasta status`` finds it. Kubernetes is read with the cluster in KUBECONFIG.
+
+One recorded API per cluster: when ``api_endpoints.json`` already names another URL for the
+cluster and a paasta API for that cluster answers there, a second ``paasta_api`` (without
+``--port``) refuses to start (exit 2) rather than take the entry over; an entry whose server is
+gone is replaced (and logged). On exit it removes the entry only if it still holds its own URL.
+(Two APIs starting in the same instant can still both pass the check; the last one recorded wins.)
 """
 
 from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -28,7 +35,7 @@ from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import cluster_option, soa_dir_option
 from paasta_lite.config.files import atomic_write_text, load_json_file
 from paasta_lite.config.system_config import load_system_config, system_config_dir
-from paasta_lite.errors import ConfigError
+from paasta_lite.errors import ConfigError, FileSystemError, PaastaLiteError, UsageError
 from paasta_lite.status.instance_status import KubeReader
 
 PORT_BASE, PORT_SPAN = 33000, 25000
@@ -79,9 +86,51 @@ def record_endpoint(directory: str | os.PathLike[str], cluster: str, url: str) -
     if not isinstance(endpoints, dict):
         raise ConfigError.single(str(path), "api_endpoints must be an object", field="api_endpoints")
     data["api_endpoints"] = {**endpoints, cluster: url}
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FileSystemError(str(path.parent), f"cannot be created: {error.strerror or error}") from error
     atomic_write_text(path, _dump(data))
     return path
+
+
+def recorded_endpoint(directory: str | os.PathLike[str], cluster: str) -> str | None:
+    """The URL `api_endpoints.json` in `directory` records for `cluster`, if any."""
+    path = Path(directory) / ENDPOINTS_FILE
+    if not path.exists():
+        return None
+    data = load_json_file(path)
+    endpoints = data.get("api_endpoints") if isinstance(data, dict) else None
+    url = endpoints.get(cluster) if isinstance(endpoints, dict) else None
+    return url if isinstance(url, str) else None
+
+
+def api_answers(url: str, cluster: str, timeout: float = 2.0) -> bool:
+    """Does a paasta API serving `cluster` answer ``GET <url>/v1/version``?"""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/v1/version", timeout=timeout) as response:
+            body = json.loads(response.read(4096))
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return isinstance(body, dict) and body.get("cluster") == cluster
+
+
+def check_endpoint_free(directory: str | os.PathLike[str], cluster: str) -> str | None:
+    """Refuse (`UsageError`) when a live API already holds the cluster's entry; else return the
+    stale URL being replaced (None when there is none)."""
+    current = recorded_endpoint(directory, cluster)
+    if current is None:
+        return None
+    if api_answers(current, cluster):
+        path = Path(directory) / ENDPOINTS_FILE
+        raise UsageError(
+            f"a paasta API for cluster {cluster} already answers at {current} (recorded in {path}); "
+            "stop that one first, or start this one with --port N (it is then not recorded)"
+        )
+    return current
 
 
 def forget_endpoint(directory: str | os.PathLike[str], cluster: str, url: str) -> None:
@@ -99,8 +148,6 @@ def forget_endpoint(directory: str | os.PathLike[str], cluster: str, url: str) -
 
 
 def _dump(data: Any) -> str:
-    import json
-
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
@@ -128,10 +175,16 @@ def main(host: str, port: int | None, threads: int, soa_dir: str, cluster: str |
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     system_config = load_system_config(missing_ok=cluster is not None)
     cluster = system_config.require_cluster(cluster)
-    sock = bind(host, port) if port is not None else bind_preferred(host, preferred_port())
+    stale = check_endpoint_free(system_config_dir(), cluster) if port is None else None
+    try:
+        sock = bind(host, port) if port is not None else bind_preferred(host, preferred_port())
+    except OSError as error:
+        raise PaastaLiteError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
     url = url_for(host, sock.getsockname()[1])
     recorded = ""
     if port is None:
+        if stale is not None and stale != url:
+            log.warning("replacing the api_endpoints entry of %s: nothing answers at %s", cluster, stale)
         recorded = f" (recorded in {record_endpoint(system_config_dir(), cluster, url)})"
     app = make_app(
         ApiSettings(soa_dir=soa_dir, cluster=cluster, kube_factory=kube_factory, system=system_config)

@@ -1,37 +1,118 @@
 """setup_kubernetes_job: make the cluster's Deployments match soa-configs (create and update only).
 
-    setup_kubernetes_job [-d SOA_DIR] [-c CLUSTER] [--dry-run] [-v] [SERVICE.INSTANCE ...]
+    setup_kubernetes_job [-d SOA_DIR] [-c CLUSTER] [--dry-run] [--concurrency 8] [--deadline 600]
+                         [--lock-timeout 60] [-v] [SERVICE.INSTANCE ...]
     python -m paasta_lite.setup_kubernetes_job ...
 
-The run, in order: load the system config and the soa dir (every instance of the cluster, or
-the ones named); render each instance (`render`); list the managed Deployments once, across
-namespaces (`kube_client`); pair and decide (`reconcile_plan.plan_setup`, pure); then apply only
-what the plan says: create missing namespaces, create, replace. A run with nothing to change
-makes one GET and no writes. It never deletes (that is `cleanup_kubernetes_jobs`).
+The run, in order: take the cluster's run lock (`run_lock`, not for --dry-run); load the system
+config and the soa dir (every instance of the cluster, or the ones named) and render each
+instance (`render`); list the managed Deployments once, across namespaces; pair and decide
+(`reconcile_plan.plan_setup`, pure); then write only what the plan says (`plan_writer`):
+namespaces first, then the apps in parallel, each by server-side apply. A run with nothing to
+change makes one list and no writes (plus the lock's Lease requests). It never deletes (that is
+`cleanup_kubernetes_jobs`).
 
 Each instance succeeds or fails on its own: a config error or an API refusal (e.g. 422) is
-reported with the service.instance and the API's message, and the others still reconcile.
-Retries (409/429/5xx/timeouts) happen inside `kube_client`. Output: one line per action
-(unchanged ones with -v) and a summary line. Exit 0 only when every requested instance is in
-the desired state (or simply not deployed yet); 1 otherwise; 2 for usage/configuration errors
-that stop the whole run (no cluster name, no soa dir).
+reported with the service.instance and the API's message, and the others still reconcile. One
+budget covers the run (`run_budget`): when the API server keeps failing, or the deadline
+passes, writing stops and what is left is reported as not attempted. Output: one line per
+action (unchanged ones with -v) and a summary line. Exit 0 only when every requested instance
+is in the desired state (or simply not deployed yet); 1 otherwise (also when another run holds
+the lock past --lock-timeout); 2 for usage/configuration errors that stop the whole run (no
+cluster name, no soa dir).
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
 
 import click
 import yaml
 
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
-from paasta_lite.cli.options import cluster_option, soa_dir_option, verbose_option
-from paasta_lite.config.soa_config import SoaDir
+from paasta_lite.cli.options import (
+    cluster_option,
+    reconciler_write_options,
+    soa_dir_option,
+    verbose_option,
+)
+from paasta_lite.config.naming import job_id, split_job_id
+from paasta_lite.config.soa_config import ServiceConfig, SoaDir
 from paasta_lite.config.system_config import SystemConfig, load_system_config
-from paasta_lite.kube.apply import apply_plan, gather_desired, step_line, summary
+from paasta_lite.errors import ConfigError, NotDeployedError, PaastaLiteError
 from paasta_lite.kube.client import KubeClient
+from paasta_lite.kube.errors import KubeError
+from paasta_lite.kube.plan_writer import write_setup_plan
 from paasta_lite.kube.reconcile_plan import Action, Step, owned_view, plan_setup
+from paasta_lite.kube.render import RenderedApp, render_service_instances
+from paasta_lite.kube.run_budget import RunBudget
+from paasta_lite.kube.run_lock import RunLock, identity
 from paasta_lite.status.event_log import log_event
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Desired:
+    """Everything the soa dir asks for on this cluster, as rendered apps and per-job problems."""
+
+    apps: list[RenderedApp] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    not_deployed: dict[str, str] = field(default_factory=dict)
+
+    def add_service(self, service: ServiceConfig, cluster: str, system: SystemConfig,
+                    only: set[str] | None) -> None:
+        rendered, errors = render_service_instances(service, cluster, system, only=only)
+        self.apps.extend(rendered)
+        for jid, error in errors.items():
+            target = self.not_deployed if isinstance(error, NotDeployedError) else self.failures
+            target[jid] = _one_line(error)
+
+
+def _one_line(error: PaastaLiteError) -> str:
+    if isinstance(error, ConfigError):
+        return "; ".join(str(problem) for problem in error.problems)
+    return str(error)
+
+
+def parse_jobs(jobs: Sequence[str], desired: Desired) -> dict[str, set[str]]:
+    """SERVICE.INSTANCE arguments grouped by service; malformed ones become failures."""
+    wanted: dict[str, set[str]] = {}
+    for job in jobs:
+        try:
+            service, instance = split_job_id(job)
+        except ValueError as error:
+            desired.failures[job] = str(error)
+            continue
+        wanted.setdefault(service, set()).add(instance)
+    return wanted
+
+
+def gather_desired(soa: SoaDir, cluster: str, system: SystemConfig, jobs: Sequence[str]) -> Desired:
+    """Load and render what the run covers: the named instances, or every one of the cluster."""
+    desired = Desired()
+    soa.check()
+    if not jobs:
+        loaded = soa.instances_for_cluster(cluster)
+        for name, error in loaded.errors.items():
+            desired.failures[f"{name}.*"] = _one_line(error)
+        for service in loaded.services.values():
+            desired.add_service(service, cluster, system, None)
+        return desired
+    for name, instances in parse_jobs(jobs, desired).items():
+        try:
+            service = soa.load_service(name, clusters=[cluster])
+        except ConfigError as error:
+            desired.failures.update({job_id(name, i): _one_line(error) for i in instances})
+            continue
+        for instance in sorted(instances - service.instance_names(cluster)):
+            desired.failures[job_id(name, instance)] = f"not configured for cluster {cluster}"
+        desired.add_service(service, cluster, system, instances & service.instance_names(cluster))
+    return desired
 
 
 def log_step(system: SystemConfig, cluster: str, step: Step) -> None:
@@ -45,6 +126,20 @@ def log_step(system: SystemConfig, cluster: str, step: Step) -> None:
 
 
 # --------------------------------------------------------------------------- output
+
+_PAST = {Action.CREATE: "created", Action.UPDATE: "updated", Action.UNCHANGED: "unchanged",
+         Action.FAILED: "failed", Action.NOT_DEPLOYED: "not deployed",
+         Action.NOT_ATTEMPTED: "not attempted"}
+_FUTURE = {Action.CREATE: "would create", Action.UPDATE: "would update", Action.UNCHANGED: "unchanged",
+           Action.FAILED: "failed", Action.NOT_DEPLOYED: "not deployed",
+           Action.NOT_ATTEMPTED: "not attempted"}
+
+
+def step_line(step: Step, *, dry_run: bool) -> str:
+    verb = (_FUTURE if dry_run else _PAST)[step.action]
+    where = f" ({step.namespace}/{step.name})" if step.name else ""
+    return f"{verb} {step.job_id}{where}: {step.message}"
+
 
 def update_diff(step: Step) -> str:
     """Unified diff, in YAML, of the fields we own: live (cut to our keys) -> what we would send."""
@@ -60,9 +155,17 @@ def update_diff(step: Step) -> str:
 def report(step: Step, *, dry_run: bool, verbose: int) -> None:
     if step.action is Action.UNCHANGED and not verbose:
         return
-    click.echo(step_line(step, dry_run=dry_run), err=step.action is Action.FAILED)
+    click.echo(step_line(step, dry_run=dry_run), err=step.action.is_failure)
     if dry_run and step.action is Action.UPDATE:
         click.echo(update_diff(step), nl=False)
+
+
+def summary(steps: Sequence[Step], cluster: str, *, dry_run: bool) -> str:
+    counts = {action: sum(1 for s in steps if s.action is action) for action in Action}
+    verbs = _FUTURE if dry_run else _PAST
+    shown = [a for a in Action if a is not Action.NOT_ATTEMPTED or counts[a]]  # only when it happened
+    parts = ", ".join(f"{counts[a]} {verbs[a]}" for a in shown)
+    return f"{'dry run: ' if dry_run else ''}cluster {cluster}: {parts}"
 
 
 # --------------------------------------------------------------------------- entry point
@@ -72,30 +175,65 @@ def report(step: Step, *, dry_run: bool, verbose: int) -> None:
 @soa_dir_option
 @cluster_option()
 @click.option("--dry-run", is_flag=True, help="Print the plan (with a diff for updates); change nothing.")
+@reconciler_write_options
 @verbose_option
 @click.argument("jobs", nargs=-1, metavar="[SERVICE.INSTANCE]...")
 @click.pass_context
 def setup_kubernetes_job(ctx: click.Context, soa_dir: str, cluster: str | None, dry_run: bool,
-                         verbose: int, jobs: tuple[str, ...]) -> None:
+                         concurrency: int, deadline: float, lock_timeout: float, verbose: int,
+                         jobs: tuple[str, ...]) -> None:
     """Create or update the Deployments of every instance of the cluster (or those named)."""
     system = load_system_config()
     cluster_name = system.require_cluster(cluster)
-    desired = gather_desired(SoaDir(soa_dir), cluster_name, system, jobs)
-    with KubeClient() as client:
-        plan = plan_setup(desired.apps, client.list_managed_deployments(),
-                          failures=desired.failures, not_deployed=desired.not_deployed)
-        namespace_labels = {app.namespace: app.namespace_manifest["metadata"].get("labels") or {}
-                            for app in desired.apps}
-        outcomes = list(plan.steps) if dry_run else []
-        for step in plan.steps if dry_run else apply_plan(plan, client, namespace_labels):
-            report(step, dry_run=dry_run, verbose=verbose)
-            if not dry_run:
-                outcomes.append(step)
-                log_step(system, cluster_name, step)
-    if dry_run and plan.namespaces:
-        click.echo(f"would create namespaces: {', '.join(plan.namespaces)}")
+    soa = SoaDir(soa_dir)
+    soa.check()  # before any request: a missing soa dir is a usage error, not a cluster matter
+    budget = RunBudget(deadline=deadline)
+    with KubeClient(pool_size=concurrency + 2) as base:
+        client = base.governed(budget)
+        lock: AbstractContextManager[Any] = nullcontext() if dry_run else RunLock(
+            base, holder=identity("setup_kubernetes_job"), on_lost=budget.halt).held(lock_timeout)
+        with lock:
+            desired = gather_desired(soa, cluster_name, system, jobs)
+            outcomes = list(reconcile(desired, client, dry_run=dry_run, verbose=verbose,
+                                      concurrency=concurrency, system=system, cluster=cluster_name))
     click.echo(summary(outcomes, cluster_name, dry_run=dry_run))
     ctx.exit(1 if any(step.action.is_failure for step in outcomes) else 0)
+
+
+def reconcile(desired: Desired, client: KubeClient, *, dry_run: bool, verbose: int, concurrency: int,
+              system: SystemConfig, cluster: str) -> Iterator[Step]:
+    """List, plan, and (unless ``dry_run``) write; report and yield every step's outcome."""
+    try:
+        live = client.list_managed_deployments()
+    except KubeError as error:  # the budget gave up on the one list: nothing can be planned
+        click.echo(f"error: cannot list the managed Deployments: {error}", err=True)
+        yield from _not_attempted(desired, str(error))
+        return
+    plan = plan_setup(desired.apps, live, failures=desired.failures, not_deployed=desired.not_deployed)
+    if dry_run:
+        for step in plan.steps:
+            report(step, dry_run=True, verbose=verbose)
+            yield step
+        if plan.namespaces:
+            click.echo(f"would create namespaces: {', '.join(plan.namespaces)}")
+        return
+    namespace_labels = {app.namespace: app.namespace_manifest["metadata"].get("labels") or {}
+                        for app in desired.apps}
+    for step in write_setup_plan(plan, desired.apps, client, namespace_labels=namespace_labels,
+                                 concurrency=concurrency):
+        report(step, dry_run=False, verbose=verbose)
+        log_step(system, cluster, step)
+        yield step
+
+
+def _not_attempted(desired: Desired, why: str) -> Iterator[Step]:
+    for app in desired.apps:
+        step = Step(job_id=app.job_id, action=Action.NOT_ATTEMPTED, namespace=app.namespace, name=app.name,
+                    reasons=(f"not attempted: {why}",))
+        report(step, dry_run=False, verbose=0)
+        yield step
+    for jid, why_failed in desired.failures.items():
+        yield Step(job_id=jid, action=Action.FAILED, reasons=(why_failed,))
 
 
 def main() -> None:

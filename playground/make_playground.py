@@ -4,13 +4,16 @@ Subcommands (each small; the logic lives in the pg_*.py modules next to this fil
   configs     create etc_paasta_playground/ and soa_config_playground/ from templates if missing
   services    list the playground services (every directory in soa_config_playground/)
   repos       configs, then a local git repository with a deploy tag per deploy group per service
+  generate    generate_deployments_for_service for every service with a git_url (one failure
+              never stops the others; exit 1 at the end if one failed)
+  render      paasta render of every service (--summary: one line per object instead of YAML)
   kubeconfig  print the kubeconfig the playground uses (your KUBECONFIG if it answers, else Kind's)
   require     check that entry points are in this checkout (exit 3 and say which issue builds them)
   image       build the deployed images of the sample services and load them into Kind
   wait        wait until every playground service is healthy, then show `paasta status`
   status      what is ready and what is missing, each with the command that fixes it
   env         export lines for `eval "$(make -s playground-env)"`
-  forget-api  drop the playground cluster's entry from api_endpoints.json
+  forget-api  drop the playground cluster's entry from api_endpoints.json if its API is gone
   up          `make playground`: everything that can run here, then a summary
 """
 
@@ -21,6 +24,8 @@ import os
 import sys
 
 from pg_common import NOT_LANDED, SOA_DIR, Names, relative
+
+from paasta_lite.errors import ConfigError
 
 
 def cmd_configs(names: Names, args: argparse.Namespace) -> int:
@@ -49,8 +54,31 @@ def cmd_repos(names: Names, args: argparse.Namespace) -> int:
     cmd_configs(names, args)
     soa = SoaDir(str(SOA_DIR))
     for name in soa.list_services():
-        print(ensure_repo(soa.load_service(name)).describe())
+        try:
+            service = soa.load_service(name, with_deployments=False)
+        except ConfigError as error:
+            # Not this step's failure to report: generate and validate name the problem.
+            print(f"{name}: cannot be loaded ({error.problems[0]}); no repository made")
+            continue
+        print(ensure_repo(service).describe())
     return 0
+
+
+def cmd_generate(names: Names, args: argparse.Namespace) -> int:
+    from pg_services import generate_all
+
+    tally = generate_all()
+    print(tally.line())
+    return tally.exit_code
+
+
+def cmd_render(names: Names, args: argparse.Namespace) -> int:
+    from pg_services import render_all
+
+    tally = render_all(args.cluster or names.paasta_cluster, summary=args.summary)
+    if args.summary or tally.failed:
+        print(tally.line() + ("" if not args.summary else "   (full YAML: make playground-render)"))
+    return tally.exit_code
 
 
 def cmd_kubeconfig(names: Names, args: argparse.Namespace) -> int:
@@ -148,10 +176,17 @@ def cmd_env(names: Names, args: argparse.Namespace) -> int:
 
 
 def cmd_forget_api(names: Names, args: argparse.Namespace) -> int:
-    from pg_status import forget_api
+    from pg_status import ApiStillAnswers, forget_api
 
-    if forget_api(names.paasta_cluster):
-        print(f"removed {names.paasta_cluster} from etc_paasta_playground/api_endpoints.json")
+    try:
+        removed = forget_api(names.paasta_cluster)
+    except ApiStillAnswers as live:
+        print(f"kept {names.paasta_cluster} in etc_paasta_playground/api_endpoints.json: the API at "
+              f"{live.url} answers (stop it with Ctrl-C in its terminal; it then removes its own entry)")
+        return 0
+    if removed:
+        print(f"removed {names.paasta_cluster} ({removed}, which no longer answers) from "
+              "etc_paasta_playground/api_endpoints.json")
     return 0
 
 
@@ -162,7 +197,8 @@ def cmd_up(names: Names, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "configs": cmd_configs, "services": cmd_services, "repos": cmd_repos, "kubeconfig": cmd_kubeconfig,
+    "configs": cmd_configs, "services": cmd_services, "repos": cmd_repos, "generate": cmd_generate,
+    "render": cmd_render, "kubeconfig": cmd_kubeconfig,
     "require": cmd_require, "image": cmd_image, "wait": cmd_wait, "status": cmd_status, "env": cmd_env,
     "forget-api": cmd_forget_api, "up": cmd_up,
 }
@@ -173,8 +209,11 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         command = sub.add_parser(name)
-        if name in ("configs", "repos"):
+        if name in ("configs", "repos", "render"):
             command.add_argument("--cluster", help="PaaSTA cluster name (default: $PLAYGROUND_CLUSTER)")
+        if name == "render":
+            command.add_argument("--summary", action="store_true",
+                                 help="one line per object (kind, namespace/name, replicas, image)")
         if name == "kubeconfig":
             command.add_argument("--announce-user-cluster", action="store_true",
                                  help="exit 0 (and say so) when your KUBECONFIG's cluster answers, else 1")

@@ -25,6 +25,7 @@ from pg_repos import local_repo_path
 
 from paasta_lite.config.soa_config import SoaDir
 from paasta_lite.config.system_config import SystemConfig
+from paasta_lite.errors import ConfigError
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -128,7 +129,11 @@ def image_jobs(system: SystemConfig, soa_dir: Path = SOA_DIR) -> tuple[list[Imag
     notes: list[str] = []
     soa = SoaDir(str(soa_dir))
     for name in soa.list_services():
-        service = soa.load_service(name)
+        try:
+            service = soa.load_service(name)
+        except ConfigError as error:
+            notes.append(f"{name}: cannot be loaded ({error.problems[0]}); no image built for it")
+            continue
         if service.deployments is None:
             notes.append(f"{name}: no deployments.json yet (make generate_deployments_for_service)")
             continue

@@ -103,10 +103,12 @@ def ensure_repo(service: ServiceConfig, *, repos_dir: Path = REPOS_DIR,
                 sources: Path = SERVICE_SOURCES, timestamp: str | None = None) -> RepoResult:
     """Create the service's local repository if needed and tag every untagged deploy group."""
     path = local_repo_path(service.git_url, repos_dir)
+    if not service.git_url:
+        return RepoResult(service.name, None, note="no git_url in service.yaml: no repository, no deploy "
+                          "tags (generate skips it; its deployments.json is used as written)")
     if path is None:
-        where = service.git_url or "(no git_url in service.yaml)"
-        return RepoResult(service.name, None, note=f"git_url {where} is not under {relative(repos_dir)}/; "
-                          "left alone (generate_deployments_for_service reads it as is)")
+        return RepoResult(service.name, None, note=f"git_url {service.git_url} is not under "
+                          f"{relative(repos_dir)}/; left alone (generate_deployments_for_service reads it)")
     created = not (path / ".git").exists()
     if created:
         create_repo(path, service.name, sources)

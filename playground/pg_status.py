@@ -186,21 +186,36 @@ def env_lines(names: Names, resolution: Resolution) -> list[str]:
     return lines
 
 
-def forget_api(cluster: str, etc_dir: Path = ETC_DIR) -> bool:
-    """Drop the cluster's entry from api_endpoints.json (the API is gone); True if one was removed."""
+def forget_api(cluster: str, etc_dir: Path = ETC_DIR) -> str | None:
+    """Drop the cluster's entry from api_endpoints.json when its API is gone.
+
+    Returns the URL removed, or None. An entry whose API still answers is kept (it may be another
+    terminal's `make playground-api`): raises `ApiStillAnswers` naming it.
+    """
     from paasta_lite.config.files import atomic_write_text
 
     path = etc_dir / "api_endpoints.json"
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return False
+        return None
     endpoints = data.get("api_endpoints") if isinstance(data, dict) else None
     if not isinstance(endpoints, dict) or cluster not in endpoints:
-        return False
+        return None
+    url = endpoints[cluster]
+    if isinstance(url, str) and api_answers(url) is not None:
+        raise ApiStillAnswers(url)
     del endpoints[cluster]
     if endpoints:
         atomic_write_text(str(path), json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:
         os.unlink(path)
-    return True
+    return str(url)
+
+
+class ApiStillAnswers(Exception):
+    """The recorded API answers: it is not stale, so it stays."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url

@@ -19,13 +19,22 @@ logs in memory and enforces what the real API server enforces for them:
   metadata.namespace, involvedObject.*, status.phase, spec.nodeName, reason, type) on lists;
 - deletion cascades through ownerReferences (Deployment -> ReplicaSets -> Pods) unless
   ``propagationPolicy=Orphan``; deleting a namespace deletes everything in it. Deletion is
-  immediate (no finalizers); the policy asked for is recorded in ``deletions``.
+  immediate (no finalizers); the policy asked for is recorded in ``deletions``. Delete
+  preconditions (uid, resourceVersion) answer 409 with the real server's wording;
+- server-side apply (``PATCH`` with ``application/apply-patch+yaml``) with `managedFields` per
+  field manager, conflicts and ``force`` (see `fake_managed_fields`); every other write is
+  attributed to its field manager too; the Deployment ``/scale`` subresource (PATCH merge,
+  GET), which records no owner, as the HPA's writes on v1.28;
+- also Leases (coordination.k8s.io/v1), HorizontalPodAutoscalers (autoscaling/v2) and
+  PodDisruptionBudgets (policy/v1): plain CRUD and apply, no spec validation.
 
 Not a controller: nothing happens by itself. ``settle()`` plays the Deployment controller (and
 kubelet) on demand, so tests decide exactly which state the cluster is in.
 
 Test helpers: ``requests`` / ``count()`` / ``writes()`` / ``reset_counts()`` (request counting),
-``fail_next()`` / ``delay_next()`` (fault injection), ``put_object`` / ``get_object`` /
+``fail_next()`` (with ``retry_after``) / ``delay_next()`` / ``before_next()`` (fault injection and
+"something happens between plan and write"), ``latency`` (seconds added to every request, for
+benchmarks), ``scale()``, ``put_object`` / ``get_object`` /
 ``list_objects`` / ``delete_object`` (direct seeding, no validation, not counted),
 ``append_log()``, ``add_event()``, ``settle()``; watch streams (``?watch=true``, see "watch
 streams" below) with ``drop_watches()`` / ``expire_watches()`` / ``open_watches()``.
@@ -50,6 +59,9 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import fake_managed_fields as managed_fields
+import yaml
 
 Obj = dict[str, Any]
 
@@ -130,15 +142,25 @@ RESOURCES: dict[str, Resource] = {
         {"metadata.name", "metadata.namespace", "involvedObject.kind", "involvedObject.name",
          "involvedObject.namespace", "involvedObject.uid", "involvedObject.apiVersion",
          "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason", "source", "type"})),
+    "leases": Resource("leases", "Lease", "coordination.k8s.io/v1", True, "coordination.k8s.io"),
+    "horizontalpodautoscalers": Resource("horizontalpodautoscalers", "HorizontalPodAutoscaler",
+                                         "autoscaling/v2", True, "autoscaling"),
+    "poddisruptionbudgets": Resource("poddisruptionbudgets", "PodDisruptionBudget", "policy/v1", True,
+                                     "policy", has_generation=True),
 }
 
 _ROUTES = [
     re.compile(r"^/api/v1/(?P<res>namespaces)(?:/(?P<name>[^/]+))?$"),
     re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<res>pods|events)"
                r"(?:/(?P<name>[^/]+)(?:/(?P<sub>log))?)?$"),
+    re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/(?P<res>deployments)/(?P<name>[^/]+)/(?P<sub>scale)$"),
     re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/(?P<res>deployments|replicasets)(?:/(?P<name>[^/]+))?$"),
     re.compile(r"^/api/v1/(?P<res>pods|events)$"),
     re.compile(r"^/apis/apps/v1/(?P<res>deployments|replicasets)$"),
+    re.compile(r"^/apis/(?:coordination\.k8s\.io/v1|autoscaling/v2|policy/v1)/namespaces/(?P<ns>[^/]+)/"
+               r"(?P<res>leases|horizontalpodautoscalers|poddisruptionbudgets)(?:/(?P<name>[^/]+))?$"),
+    re.compile(r"^/apis/(?:coordination\.k8s\.io/v1|autoscaling/v2|policy/v1)/"
+               r"(?P<res>leases|horizontalpodautoscalers|poddisruptionbudgets)$"),
 ]
 
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
@@ -188,6 +210,7 @@ class _Fault:
     retry_after: float | None = None
     delay: float = 0.0
     after: bool = False  # perform the request, then answer with the failure (a lost answer)
+    action: Any = None  # called (with the FakeApiServer) before the request is handled
 
 
 @dataclass
@@ -207,6 +230,7 @@ class FakeCluster:
     deletions: list[tuple[str, str, str, str]] = field(default_factory=list)
     faults: list[_Fault] = field(default_factory=list)
     follow_linger: float = 0.5
+    latency: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
     changed: threading.Condition = field(init=False)
     watch_log: WatchLog = field(init=False)
@@ -303,7 +327,7 @@ class FakeCluster:
             raise self._not_found(res, name)
         return copy.deepcopy(obj)
 
-    def create(self, res: Resource, namespace: str, body: Obj) -> Obj:
+    def create(self, res: Resource, namespace: str, body: Obj, manager: str = "unknown") -> Obj:
         meta = body.setdefault("metadata", {})
         if res.namespaced:
             if meta.get("namespace") not in (None, "", namespace):
@@ -325,11 +349,13 @@ class FakeCluster:
             raise ApiError(409, f'{res.qualified} "{meta["name"]}" already exists',
                            reason="AlreadyExists", details=details)
         obj = self._finish(res, body, namespace=namespace)
+        obj["metadata"]["managedFields"] = managed_fields.attribute(
+            None, obj, manager=manager, api_version=res.api_version)
         self._store(res.plural)[key] = obj
         self.changed.notify_all()
         return copy.deepcopy(obj)
 
-    def replace(self, res: Resource, namespace: str, name: str, body: Obj) -> Obj:
+    def replace(self, res: Resource, namespace: str, name: str, body: Obj, manager: str = "unknown") -> Obj:
         old = self._store(res.plural).get((namespace, name))
         if old is None:
             raise self._not_found(res, name)
@@ -347,6 +373,10 @@ class FakeCluster:
                                 "version and try again", details={"name": name, "kind": res.plural})
         meta["name"] = name
         self._validate(res, body, old)
+        body = as_served(copy.deepcopy(body))
+        meta = body["metadata"]
+        meta["managedFields"] = managed_fields.attribute(old, body, manager=manager,
+                                                         api_version=res.api_version)
         new = self._merge_update(res, old, body)
         self._store(res.plural)[(namespace, name)] = new
         self.changed.notify_all()
@@ -373,19 +403,94 @@ class FakeCluster:
         meta["resourceVersion"] = self.next_rv()
         return new
 
-    def patch(self, res: Resource, namespace: str, name: str, body: Obj, content_type: str) -> Obj:
+    def patch(self, res: Resource, namespace: str, name: str, body: Obj, content_type: str,
+              manager: str = "unknown") -> Obj:
         if "merge-patch" not in content_type and "strategic-merge-patch" not in content_type:
             raise ApiError(415, f"the body of the request was in an unknown format - accepted media "
                                 f"types include: application/merge-patch+json, "
-                                f"application/strategic-merge-patch+json (got {content_type})")
+                                f"application/strategic-merge-patch+json, application/apply-patch+yaml "
+                                f"(got {content_type})")
         current = self.get(res, namespace, name)
+        sent_rv = (body.get("metadata") or {}).get("resourceVersion")
         merged = _merge_patch(current, body)
-        return self.replace(res, namespace, name, merged)
+        if not sent_rv:
+            merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        return self.replace(res, namespace, name, merged, manager)
 
-    def delete(self, res: Resource, namespace: str, name: str, policy: str) -> Obj:
-        obj = self._store(res.plural).pop((namespace, name), None)
-        if obj is None:
+    def apply(self, res: Resource, namespace: str, name: str, body: Obj, *, manager: str,
+              force: bool) -> tuple[int, Obj]:
+        """Server-side apply (see `fake_managed_fields`): 201 when it created the object."""
+        meta = body.get("metadata") or {}
+        if meta.get("name") != name:
+            raise ApiError(400, f"the name of the object ({meta.get('name')}) does not match the name "
+                                f"on the request ({name})")
+        if meta.get("managedFields"):
+            raise ApiError(400, "metadata.managedFields must be nil")
+        old = self._store(res.plural).get((namespace if res.namespaced else "", name))
+        sent_rv = meta.get("resourceVersion")
+        if old is not None and sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
+            raise ApiError(409, f'Operation cannot be fulfilled on {res.qualified} "{name}": the '
+                                "object has been modified; please apply your changes to the latest "
+                                "version and try again", details={"name": name, "kind": res.plural})
+        sent = as_served(copy.deepcopy(body))
+        sent["metadata"] = {k: v for k, v in sent["metadata"].items() if k in ("name", "namespace", "labels",
+                                                                                "annotations")}
+        try:
+            result = managed_fields.apply(old, sent, manager=manager, force=force,
+                                          api_version=res.api_version)
+        except managed_fields.ApplyConflict as conflict:
+            raise ApiError(409, conflict.message, details={"causes": conflict.causes}) from conflict
+        if old is None:
+            entries = result["metadata"].pop("managedFields")
+            created = self.create(res, namespace, result, manager)
+            stored = self._store(res.plural)[(namespace if res.namespaced else "", name)]
+            stored["metadata"]["managedFields"] = entries
+            return 201, {**created, "metadata": {**created["metadata"], "managedFields": entries}}
+        result["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        self._validate(res, result, old)
+        new = self._merge_update(res, old, result)
+        self._store(res.plural)[(namespace if res.namespaced else "", name)] = new
+        self.changed.notify_all()
+        return 200, copy.deepcopy(new)
+
+    def scale(self, namespace: str, name: str, patch: Obj) -> Obj:
+        """The Deployment `/scale` subresource: changes spec.replicas, records no field owner."""
+        res = RESOURCES["deployments"]
+        old = self._store("deployments").get((namespace, name))
+        if old is None:
             raise self._not_found(res, name)
+        replicas = ((patch.get("spec") or {}).get("replicas"))
+        if replicas is not None:
+            new = copy.deepcopy(old)
+            new["spec"]["replicas"] = replicas
+            self._store("deployments")[(namespace, name)] = self._merge_update(res, old, new)
+        return self._scale_of(self._store("deployments")[(namespace, name)])
+
+    def _scale_of(self, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+                             "resourceVersion": meta["resourceVersion"]},
+                "spec": {"replicas": obj["spec"].get("replicas", 1)},
+                "status": {"replicas": (obj.get("status") or {}).get("replicas", 0)}}
+
+    def delete(self, res: Resource, namespace: str, name: str, policy: str,
+               preconditions: Obj | None = None) -> Obj:
+        current = self._store(res.plural).get((namespace, name))
+        if current is None:
+            raise self._not_found(res, name)
+        for key, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+            wanted = (preconditions or {}).get(key)
+            if wanted and wanted != current["metadata"].get(key):
+                details: Obj = {"name": name, "kind": res.kind}
+                if res.group:
+                    details["group"] = res.group
+                hint = "deleted and then recreated" if key == "uid" else "modified"
+                raise ApiError(409, f'Operation cannot be fulfilled on {res.kind_qualified} "{name}": the '
+                                    f"{label} in the precondition ({wanted}) does not match the {label} in "
+                                    f"record ({current['metadata'].get(key)}). The object might have been "
+                                    f"{hint}", details=details)
+        obj = self._store(res.plural).pop((namespace, name))
         self.deletions.append((res.plural, namespace, name, policy))
         if res.plural == "namespaces":
             self._delete_namespace_contents(name)
@@ -857,6 +962,10 @@ class _Handler(BaseHTTPRequestHandler):
         with cluster.lock:
             cluster.requests.append((method, parts.path, parts.query))
             fault = cluster.take_fault(method, parts.path)
+        if cluster.latency:
+            time.sleep(cluster.latency)
+        if fault is not None and fault.action is not None:
+            fault.action(self.server.fake)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
         if fault is not None and fault.status and fault.after:
@@ -900,12 +1009,37 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(405, f"{method} is not supported on pods/log")
             self._send_log(ns or "", name, query)
             return
-        body = json.loads(raw) if raw else {}
+        content_type = self.headers.get("Content-Type", "")
+        body = self._decode(raw, content_type)
         cluster = self.server.fake.cluster
         scope = ns if res.namespaced else ""
         with cluster.lock:
+            if groups.get("sub") == "scale":
+                if method not in ("GET", "PATCH"):
+                    raise ApiError(405, f"{method} is not supported on deployments/scale by the fake")
+                self._send_json(200, cluster.scale(ns or "", name or "", body if method == "PATCH" else {}))
+                return
             code, result = self._dispatch(cluster, method, res, scope, ns, name, query, body)
         self._send_json(code, result)
+
+    @staticmethod
+    def _decode(raw: bytes, content_type: str) -> Obj:
+        if not raw:
+            return {}
+        if "apply-patch+yaml" in content_type:
+            data = yaml.safe_load(raw)
+            if not isinstance(data, dict):
+                raise ApiError(400, "the apply configuration must be an object")
+            return data
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ApiError(400, "the request body must be a JSON object")
+        return data
+
+    def _manager(self, query: dict[str, str]) -> str:
+        """The field manager: ?fieldManager=, else the User-Agent's product (as the real server)."""
+        agent = self.headers.get("User-Agent") or "unknown"
+        return query.get("fieldManager") or agent.split("/")[0] or "unknown"
 
     def _dispatch(self, cluster: FakeCluster, method: str, res: Resource, scope: str | None,
                   ns: str | None, name: str | None, query: dict[str, str], body: Obj) -> tuple[int, Obj]:
@@ -913,19 +1047,26 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 return 200, cluster.list(res, ns if res.namespaced else None, query)
             if method == "POST" and (ns is not None or not res.namespaced):
-                return 201, cluster.create(res, scope or "", body)
+                return 201, cluster.create(res, scope or "", body, self._manager(query))
         elif scope is not None:
             if method == "GET":
                 return 200, cluster.get(res, scope, name)
             if method == "PUT":
-                return 200, cluster.replace(res, scope, name, body)
+                return 200, cluster.replace(res, scope, name, body, self._manager(query))
+            content_type = self.headers.get("Content-Type", "")
+            if method == "PATCH" and "apply-patch" in content_type:
+                if not query.get("fieldManager"):
+                    raise ApiError(422, "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required "
+                                        "value: is required for apply patch")
+                return cluster.apply(res, scope, name, body, manager=query["fieldManager"],
+                                     force=query.get("force") == "true")
             if method == "PATCH":
-                return 200, cluster.patch(res, scope, name, body, self.headers.get("Content-Type", ""))
+                return 200, cluster.patch(res, scope, name, body, content_type, self._manager(query))
             if method == "DELETE":
                 policy = body.get("propagationPolicy") or query.get("propagationPolicy") or "Background"
                 if body.get("orphanDependents") is True or query.get("orphanDependents") == "true":
                     policy = "Orphan"
-                return 200, cluster.delete(res, scope, name, policy)
+                return 200, cluster.delete(res, scope, name, policy, body.get("preconditions"))
         raise ApiError(405, f"{method} is not supported here")
 
     def _send_json(self, code: int, obj: Obj, *, retry_after: float | None = None) -> None:
@@ -1229,8 +1370,8 @@ class FakeApiServer:
     change state without HTTP and are not counted in `requests`.
     """
 
-    def __init__(self, *, follow_linger: float = 0.5) -> None:
-        self.cluster = FakeCluster(follow_linger=follow_linger)
+    def __init__(self, *, follow_linger: float = 0.5, latency: float = 0.0) -> None:
+        self.cluster = FakeCluster(follow_linger=follow_linger, latency=latency)
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.fake = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
@@ -1290,6 +1431,14 @@ class FakeApiServer:
         """Every request that could change state (anything but GET)."""
         return [(m, p) for m, p in self.requests if m != "GET"]
 
+    def app_requests(self) -> list[tuple[str, str]]:
+        """`requests` without the run lock's Lease requests (`paasta_lite.kube.run_lock`)."""
+        return [(m, p) for m, p in self.requests if "/leases" not in p]
+
+    def app_writes(self) -> list[tuple[str, str]]:
+        """`writes()` without the run lock's Lease requests."""
+        return [(m, p) for m, p in self.app_requests() if m != "GET"]
+
     def reset_counts(self) -> None:
         with self.cluster.lock:
             self.cluster.requests.clear()
@@ -1314,6 +1463,26 @@ class FakeApiServer:
             self.cluster.faults.append(_Fault(method, re.compile(path_regex), times, status=status,
                                               message=message or "", retry_after=retry_after,
                                               after=after_applying))
+
+    def before_next(self, method: str, path_regex: str, action: Any, times: int = 1) -> None:
+        """Call ``action(server)`` before handling the next ``times`` matching requests: another
+        actor (an autoscaler, kubectl, a second run) changing things between read and write."""
+        with self.cluster.lock:
+            self.cluster.faults.append(_Fault(method, re.compile(path_regex), times, action=action))
+
+    @property
+    def latency(self) -> float:
+        return self.cluster.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        """Seconds every request waits before it is handled (in parallel: like network + apiserver)."""
+        self.cluster.latency = seconds
+
+    def scale(self, namespace: str, name: str, replicas: int) -> Obj:
+        """What the HPA controller does: set spec.replicas through /scale (no field owner), uncounted."""
+        with self.cluster.lock:
+            return self.cluster.scale(namespace, name, {"spec": {"replicas": replicas}})
 
     def delay_next(self, method: str, path_regex: str, seconds: float, times: int = 1) -> None:
         """Sleep ``seconds`` before answering the next ``times`` matching requests (timeouts)."""
@@ -1414,7 +1583,8 @@ class FakeApiServer:
     # ----------------------------------------------------------------- the Deployment controller
     def settle(self, namespace: str, name: str, *, ready: bool = True, ready_count: int | None = None,
                phase: str = "Running", waiting_reason: str | None = None, keep_old: bool = False,
-               restart_count: int = 0, progress_deadline_exceeded: bool = False) -> Obj:
+               restart_count: int = 0, progress_deadline_exceeded: bool = False,
+               ready_for: float | None = None) -> Obj:
         """Play the Deployment controller and kubelet once for one Deployment; return it.
 
         - Ensures a ReplicaSet ``<name>-<pod-template-hash>`` for the current pod template
@@ -1426,20 +1596,25 @@ class FakeApiServer:
           none otherwise) are Ready with running containers; the others are not ready, with
           containers waiting for ``waiting_reason`` (default "ContainerCreating") — e.g.
           ``waiting_reason="CrashLoopBackOff", restart_count=5``. Calling settle again updates
-          existing pods in place.
+          existing pods in place. A ready pod has been ready since its creation, or for
+          ``ready_for`` seconds when given (its Ready condition's ``lastTransitionTime``).
         - Old ReplicaSets (other templates) are scaled to 0 and their pods removed (and, with
           ``revisionHistoryLimit: 0``, the ReplicaSets deleted) — unless ``keep_old=True``, which
           leaves them and their pods running: a bounce in progress.
         - Deployment ``status``: observedGeneration, replicas, updatedReplicas, readyReplicas,
           availableReplicas, unavailableReplicas (zero counts omitted, as the real API does) and
           conditions Available and Progressing (``ProgressDeadlineExceeded`` when
-          ``progress_deadline_exceeded``).
+          ``progress_deadline_exceeded``). As in the real controller, a pod counts as available
+          only once it has been ready for ``spec.minReadySeconds`` (ReplicaSet status too), and
+          ``Available``/``Progressing`` follow the available count, not the ready one.
+        - Changing a Deployment's spec through the API bumps ``metadata.generation`` and leaves
+          ``status`` alone until the next settle: "not observed yet", as right after a real write.
         """
         with self.cluster.lock:
             deployment = self.cluster.objects["deployments"].get((namespace, name))
             if deployment is None:
                 raise KeyError(f"no deployment {namespace}/{name} to settle")
-            state = _PodState(ready, ready_count, phase, waiting_reason, restart_count)
+            state = _PodState(ready, ready_count, phase, waiting_reason, restart_count, ready_for)
             _Controller(self.cluster, deployment).sync(state, keep_old=keep_old,
                                                        deadline_exceeded=progress_deadline_exceeded)
             self.cluster.changed.notify_all()
@@ -1458,6 +1633,7 @@ class _PodState:
     phase: str
     waiting_reason: str | None
     restart_count: int
+    ready_for: float | None = None
 
 
 class _Controller:
@@ -1544,11 +1720,18 @@ class _Controller:
         self.cluster.objects["pods"][(self.namespace, pod["metadata"]["name"])] = pod
         return pod
 
+    @property
+    def min_ready_seconds(self) -> int:
+        return int((self.deployment.get("spec") or {}).get("minReadySeconds") or 0)
+
+    def _available(self, pods: list[Obj]) -> int:
+        return sum(1 for pod in pods if _pod_available(pod, self.min_ready_seconds))
+
     def _replicaset_status(self, rs: Obj) -> None:
         pods = self.owned("pods", rs["metadata"]["uid"])
         ready = sum(1 for pod in pods if _pod_ready(pod))
         rs["status"] = _without_zeros({"replicas": len(pods), "fullyLabeledReplicas": len(pods),
-                                       "readyReplicas": ready, "availableReplicas": ready,
+                                       "readyReplicas": ready, "availableReplicas": self._available(pods),
                                        "observedGeneration": rs["metadata"].get("generation", 1)})
         rs["status"].setdefault("replicas", 0)
 
@@ -1557,10 +1740,11 @@ class _Controller:
                     for pod in self.owned("pods", rs["metadata"]["uid"])]
         updated = len(self.owned("pods", new_rs["metadata"]["uid"]))
         ready = sum(1 for pod in all_pods if _pod_ready(pod))
-        updated_ready = sum(1 for pod in self.owned("pods", new_rs["metadata"]["uid"]) if _pod_ready(pod))
+        available = self._available(all_pods)
+        updated_available = self._available(self.owned("pods", new_rs["metadata"]["uid"]))
         max_unavailable = _max_unavailable(self.deployment.get("spec") or {}, replicas)
         rs_name = new_rs["metadata"]["name"]
-        complete = updated == replicas and updated_ready == replicas and len(all_pods) == replicas
+        complete = updated == replicas and updated_available == replicas and len(all_pods) == replicas
         if deadline_exceeded:
             progressing = ("False", "ProgressDeadlineExceeded",
                            f'ReplicaSet "{rs_name}" has timed out progressing.')
@@ -1569,20 +1753,20 @@ class _Controller:
                            f'ReplicaSet "{rs_name}" has successfully progressed.')
         else:
             progressing = ("True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
-        available = ready >= replicas - max_unavailable
+        enough = available >= replicas - max_unavailable
         stamp = now_rfc3339()
         conditions = [
-            {"type": "Available", "status": "True" if available else "False",
-             "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-             "message": "Deployment has minimum availability." if available
+            {"type": "Available", "status": "True" if enough else "False",
+             "reason": "MinimumReplicasAvailable" if enough else "MinimumReplicasUnavailable",
+             "message": "Deployment has minimum availability." if enough
              else "Deployment does not have minimum availability.",
              "lastUpdateTime": stamp, "lastTransitionTime": stamp},
             {"type": "Progressing", "status": progressing[0], "reason": progressing[1],
              "message": progressing[2], "lastUpdateTime": stamp, "lastTransitionTime": stamp}]
         status = _without_zeros({"observedGeneration": self.deployment["metadata"].get("generation", 1),
                                  "replicas": len(all_pods), "updatedReplicas": updated,
-                                 "readyReplicas": ready, "availableReplicas": ready,
-                                 "unavailableReplicas": max(0, len(all_pods) - ready)})
+                                 "readyReplicas": ready, "availableReplicas": available,
+                                 "unavailableReplicas": max(0, len(all_pods) - available)})
         status["conditions"] = conditions
         self.deployment["status"] = status
         self.deployment["metadata"]["resourceVersion"] = self.cluster.next_rv()
@@ -1607,9 +1791,25 @@ def _pod_ready(pod: Obj) -> bool:
                for c in pod.get("status", {}).get("conditions", []))
 
 
+def _pod_available(pod: Obj, min_ready_seconds: int) -> bool:
+    """Ready for at least `min_ready_seconds` (by its Ready condition's lastTransitionTime)."""
+    if not _pod_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = next(c["lastTransitionTime"] for c in pod["status"]["conditions"] if c.get("type") == "Ready")
+    ready_at = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.now(timezone.utc) - ready_at >= timedelta(seconds=min_ready_seconds)
+
+
 def _pod_status(pod: Obj, state: _PodState, *, ready: bool) -> Obj:
     stamp = pod["metadata"].get("creationTimestamp") or now_rfc3339()
     flag = "True" if ready else "False"
+    if ready and state.ready_for is not None:
+        ready_at = datetime.now(timezone.utc) - timedelta(seconds=state.ready_for)
+        ready_since = ready_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        ready_since = stamp
     statuses = []
     for container in pod.get("spec", {}).get("containers", []):
         if ready or (state.phase == "Running" and state.waiting_reason is None):
@@ -1622,6 +1822,6 @@ def _pod_status(pod: Obj, state: _PodState, *, ready: bool) -> Obj:
                          "restartCount": state.restart_count, "state": container_state})
     return {"phase": state.phase, "hostIP": "10.0.0.1", "podIP": "10.1.0.1", "startTime": stamp,
             "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": stamp},
-                           {"type": "Ready", "status": flag, "lastTransitionTime": stamp},
+                           {"type": "Ready", "status": flag, "lastTransitionTime": ready_since},
                            {"type": "ContainersReady", "status": flag, "lastTransitionTime": stamp}],
             "containerStatuses": statuses}

@@ -53,9 +53,11 @@ def write_soa(
 
 
 def deployment(
-    instance: str, *, sha: str = SHA, replicas: int = 3, config_sha: str = "configabcd1234"
+    instance: str, *, sha: str = SHA, replicas: int = 3, config_sha: str = "configabcd1234",
+    min_ready_seconds: int = 0,
 ) -> dict[str, Any]:
-    """A Deployment shaped like the reconciler's (labels, selector, one container)."""
+    """A Deployment shaped like the reconciler's (labels, selector, one container); no soa hash
+    annotation (status then says it cannot judge config drift), unlike `render`'s."""
     pod_labels = {
         labels.SERVICE: SERVICE,
         labels.INSTANCE: instance,
@@ -69,6 +71,7 @@ def deployment(
         "metadata": {"name": app_name(SERVICE, instance), "namespace": NAMESPACE, "labels": dict(pod_labels)},
         "spec": {
             "replicas": replicas,
+            "minReadySeconds": min_ready_seconds,
             "selector": {"matchLabels": {labels.SERVICE: SERVICE, labels.INSTANCE: instance}},
             "template": {
                 "metadata": {"labels": pod_labels},
@@ -86,8 +89,9 @@ def deploy(server: Any, instance: str, **settle: Any) -> None:
     """Create or update the instance's Deployment in the fake cluster, then let it settle."""
     sha = settle.pop("sha", SHA)
     replicas = settle.pop("replicas", 3)
+    min_ready = settle.pop("min_ready_seconds", 0)
     existing = server.get_object("deployments", NAMESPACE, app_name(SERVICE, instance))
-    body = deployment(instance, sha=sha, replicas=replicas)
+    body = deployment(instance, sha=sha, replicas=replicas, min_ready_seconds=min_ready)
     if existing is not None:
         existing["spec"] = body["spec"]
         existing["metadata"]["generation"] = existing["metadata"].get("generation", 1) + 1

@@ -6,6 +6,11 @@ log tails at verbose 2), stopped and not-yet-created instances; errors as JSON w
 (404 unknown service / instance / route, 400 bad parameter, 405 method, 422 invalid instance,
 503 cluster unreachable); the OpenAPI document is valid, served, and every response matches
 it; the `paasta_api` entry point (stable port, api_endpoints.json kept, one ready line).
+
+Issue 11: `paasta status -o json` and the API's status answer validate against one schema in the
+OpenAPI document (StatusReport / InstanceStatus, no field outside it), and the CLI's rows are the
+API's answers; a second `paasta_api` for the same cluster refuses to take over a live one's
+api_endpoints entry, replaces a dead one, and stopping never removes an entry that is not its own.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -39,6 +45,7 @@ from status_builders import (
 )
 
 from paasta_lite.api.app import ApiSettings, openapi_document
+from paasta_lite.cli.main import cli
 from paasta_lite.config.naming import app_name
 from paasta_lite.kube.client import KubeClient
 from paasta_lite.paasta_api import preferred_port, record_endpoint
@@ -227,10 +234,11 @@ def test_cluster_unreachable_is_503(tmp_path: Path, spec: dict[str, Any]) -> Non
         assert response.status_code == 503
         message = response.json()["message"]
         assert message.startswith(f"cluster {CLUSTER} could not be read") and "unreachable" in message
+        assert response.json()["retryable"] is True  # the cluster may come back
         check(spec, "Error", response.json())
 
 
-def test_missing_kubeconfig_is_503(tmp_path: Path) -> None:
+def test_missing_kubeconfig_is_503(tmp_path: Path, spec: dict[str, Any]) -> None:
     soa = write_soa(tmp_path)
 
     def factory() -> KubeClient:
@@ -239,6 +247,8 @@ def test_missing_kubeconfig_is_503(tmp_path: Path) -> None:
     for served in serve(ApiSettings(soa_dir=str(soa), cluster=CLUSTER, kube_factory=factory)):
         response = served.get(f"/v1/services/{SERVICE}/main/bounce_status")
         assert response.status_code == 503 and "no-such-kubeconfig" in response.json()["message"]
+        assert response.json()["retryable"] is False  # asking again cannot help: clients stop waiting
+        check(spec, "Error", response.json())
 
 
 # ---------------------------------------------------------------- the entry point
@@ -323,3 +333,78 @@ def test_config_only_change_reads_pending_until_applied(fake_api: Any, tmp_path:
         apply()
         body = served.get(f"/v1/services/{SERVICE}/main/bounce_status").json()
         assert (body["state"], body["done"]) == ("Running", True)
+
+
+# ---------------------------------------------------------------- one JSON shape (issue 11)
+def test_cli_json_and_api_answers_share_one_schema(
+    fake_api: Any, tmp_path: Path, spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    soa = write_soa(tmp_path, stopped=("canary",))
+    cli_soa = write_soa(tmp_path / "cli", instances={"main": {"instances": 3}, "canary": {}, "ghost": {}})
+    deploy(fake_api.server, "main", min_ready_seconds=30)  # ready, not yet available
+    etc = tmp_path / "etc_paasta"
+    etc.mkdir()
+    monkeypatch.setenv("PAASTA_SYSTEM_CONFIG_DIR", str(etc))
+    monkeypatch.setenv("KUBECONFIG", fake_api.kubeconfig)
+    (etc / "cluster.json").write_text(json.dumps({"cluster": CLUSTER}))
+    direct = CliRunner().invoke(cli, ["status", "-s", SERVICE, "-d", str(soa), "-o", "json", "-vv"])
+    direct_report = json.loads(direct.stdout)
+    check(spec, "StatusReport", direct_report)
+    for served in serve(ApiSettings(str(soa), CLUSTER, lambda: fake_api.client)):
+        (etc / "api_endpoints.json").write_text(json.dumps({"api_endpoints": {CLUSTER: served.url}}))
+        answer = served.get(f"/v1/services/{SERVICE}/main/status").json()
+        check(spec, response_schema(spec, STATUS_PATH, 200), answer)
+        result = CliRunner().invoke(cli, ["status", "-s", SERVICE, "-d", str(cli_soa), "-o", "json"])
+        report = json.loads(result.stdout)
+    check(spec, "StatusReport", report)
+    rows = {row["instance"]: row for row in report["instances"]}
+    assert {**rows["main"], "source": None} == {**answer, "source": None}
+    assert rows["main"]["health"]["available"] == 0 and rows["main"]["health"]["ready"] == 3
+    assert rows["ghost"]["failure"] == "permanent" and "404" in rows["ghost"]["error"]
+    assert result.exit_code == 2 and report["healthy"] is False
+    assert [r["health"]["state"] for r in direct_report["instances"]] == ["Stopped", "Starting"]
+
+
+def start_api(etc: Path, soa: Path, kubeconfig: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PAASTA_SYSTEM_CONFIG_DIR": str(etc), "KUBECONFIG": kubeconfig}
+    return subprocess.Popen(
+        [sys.executable, "-m", "paasta_lite.paasta_api", "-d", str(soa)],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def endpoints(etc: Path) -> dict[str, str]:
+    data: dict[str, str] = json.loads((etc / "api_endpoints.json").read_text())["api_endpoints"]
+    return data
+
+
+def test_a_second_api_never_takes_over_a_live_ones_entry(fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path)
+    etc = tmp_path / "etc_paasta"
+    etc.mkdir()
+    (etc / "cluster.json").write_text(json.dumps({"cluster": CLUSTER}))
+    (etc / "api_endpoints.json").write_text(json.dumps({"api_endpoints": {CLUSTER: "http://127.0.0.1:9"}}))
+    first = start_api(etc, soa, fake_api.kubeconfig)
+    try:
+        assert first.stderr is not None
+        lines = [first.stderr.readline(), first.stderr.readline()]
+        stale = f"replacing the api_endpoints entry of {CLUSTER}: nothing answers at http://127.0.0.1:9"
+        assert stale in lines[0]
+        assert "paasta_api ready" in lines[1]
+        url = endpoints(etc)[CLUSTER]
+        assert url != "http://127.0.0.1:9"
+        second = start_api(etc, soa, fake_api.kubeconfig)
+        _, error = second.communicate(timeout=30)
+        assert second.returncode == 2
+        assert error.strip().splitlines()[-1] == (
+            f"error: a paasta API for cluster {CLUSTER} already answers at {url} (recorded in "
+            f"{etc / 'api_endpoints.json'}); stop that one first, or start this one with --port N "
+            "(it is then not recorded)"
+        )
+        assert endpoints(etc) == {CLUSTER: url}  # untouched, also by the refused one's exit
+        assert requests.get(url + "/v1/version", timeout=10).json()["cluster"] == CLUSTER
+        (etc / "api_endpoints.json").write_text(json.dumps({"api_endpoints": {CLUSTER: "http://other:1"}}))
+    finally:
+        first.terminate()
+        first.wait(timeout=10)
+    assert endpoints(etc) == {CLUSTER: "http://other:1"}  # not its own any more: left alone

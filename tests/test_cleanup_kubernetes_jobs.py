@@ -3,7 +3,9 @@
 Covers: unconfigured apps are deleted with their ReplicaSets and pods (Foreground propagation);
 configured and unmanaged objects are untouched; the kill threshold refuses (exit 1, nothing
 deleted) and --force overrides; --dry-run deletes nothing; an empty, missing or unreadable soa
-dir is refused (exit 2) even with --force; a service that fails to load keeps its apps; `-c` is
+dir is refused (exit 2) even with --force; a service with any file-level error (an instance file
+naming no instance, a broken file of another cluster, deploy.yaml, service.yaml, deployments.json,
+an unreadable or looping service directory) keeps all its apps, says so, and exits 1; `-c` is
 honoured; a failed delete gives exit 1; `python -m` works.
 """
 
@@ -76,7 +78,7 @@ def test_removed_instance_is_deleted_with_its_pods(fake_api: FakeApi, deployed: 
     assert result.exit_code == 0, result.output
     assert ("deleted paastasvc-delta/delta-main (delta.main): delta.main is no longer configured for "
             "cluster c1") in result.stdout
-    assert result.stdout.splitlines()[-1] == "cluster c1: 1 deleted, 0 failed, 0 kept, 4 managed apps"
+    assert result.stdout.splitlines()[-1] == "cluster c1: 1 deleted, 0 failed, 3 kept, 4 managed apps"
     assert names(fake_api) == ["alpha-main", "beta-main", "gamma-main"]
     children = names(fake_api, "pods") + names(fake_api, "replicasets")
     assert children and not any(name.startswith("delta") for name in children)
@@ -86,7 +88,7 @@ def test_removed_instance_is_deleted_with_its_pods(fake_api: FakeApi, deployed: 
 def test_nothing_to_delete_makes_no_writes(fake_api: FakeApi, deployed: Path, env: dict[str, str]) -> None:
     result = cleanup(deployed, env)
     assert result.exit_code == 0, result.output
-    assert fake_api.server.writes() == []
+    assert fake_api.server.app_writes() == []
 
 
 def test_unmanaged_objects_are_never_touched(fake_api: FakeApi, deployed: Path, env: dict[str, str]) -> None:
@@ -106,7 +108,7 @@ def test_kill_threshold_refuses_then_force_deletes(fake_api: FakeApi, deployed: 
     assert refused.exit_code == 1
     assert "refusing to delete 3 of 4 managed apps (75%)" in refused.stderr
     assert "--force" in refused.stderr
-    assert fake_api.server.writes() == [] and len(names(fake_api)) == 4
+    assert fake_api.server.app_writes() == [] and len(names(fake_api)) == 4
     assert cleanup(deployed, env, "--kill-threshold", "0.8").exit_code == 0
     assert names(fake_api) == ["alpha-main"]
 
@@ -125,7 +127,7 @@ def test_dry_run_deletes_nothing(fake_api: FakeApi, deployed: Path, env: dict[st
     assert result.exit_code == 0, result.output
     assert "would delete paastasvc-delta/delta-main (delta.main)" in result.stdout
     assert result.stdout.splitlines()[-1].startswith("dry run: cluster c1: 1 would delete")
-    assert fake_api.server.writes() == [] and len(names(fake_api)) == 4
+    assert fake_api.server.app_writes() == [] and len(names(fake_api)) == 4
 
 
 @pytest.mark.parametrize("force", [[], ["--force"]])
@@ -155,15 +157,97 @@ def test_service_that_fails_to_load_keeps_its_apps(fake_api: FakeApi, deployed: 
     (deployed / "beta" / f"kubernetes-{CLUSTER}.yaml").write_text("main: [unclosed\n")
     result = cleanup(deployed, env, "-v", "--force")
     assert result.exit_code == 1, result.output  # a cron run must not hide a broken service
-    assert "warning: service beta cannot be loaded, so none of its apps is deleted" in result.stderr
-    assert "kept paastasvc-beta/beta-main: service beta failed to load; keeping its apps" in result.stdout
+    assert "warning: service beta has a configuration error, so none of its apps is deleted" in result.stderr
+    assert ("kept paastasvc-beta/beta-main: service beta has a configuration error; none of its apps is "
+            "deleted") in result.stdout
+    assert result.stdout.splitlines()[-1] == "cluster c1: 0 deleted, 0 failed, 4 kept, 4 managed apps"
     assert len(names(fake_api)) == 4
+
+
+def assert_beta_kept(fake_api: FakeApi, result: Result, reason: str) -> None:
+    """Nothing deleted, exit 1, and the output says which app was kept and why."""
+    assert result.exit_code == 1, result.output
+    assert fake_api.server.deletions == [] and len(names(fake_api)) == 4
+    assert ("kept paastasvc-beta/beta-main: service beta has a configuration error; none of its apps is "
+            "deleted") in result.stdout  # without -v
+    warning = "warning: service beta has a configuration error, so none of its apps is deleted: "
+    assert warning in result.stderr and reason in result.stderr
+    # every app stays: the three configured ones and beta's, held
+    assert result.stdout.splitlines()[-1] == "cluster c1: 0 deleted, 0 failed, 4 kept, 4 managed apps"
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["", "# main:\n#   instances: 1\n", "null\n", "{}\n", "_base: &base\n  cpus: 1\n", "[]\n", "main\n"],
+    ids=["empty", "comments", "null", "empty-mapping", "cut-short", "list", "scalar"],
+)
+def test_an_instance_file_without_instances_deletes_nothing(fake_api: FakeApi, deployed: Path,
+                                                           env: dict[str, str], content: str) -> None:
+    path = deployed / "beta" / f"kubernetes-{CLUSTER}.yaml"
+    path.write_text(content)
+    result = cleanup(deployed, env, "--force")
+    assert_beta_kept(fake_api, result, f"{path}: ")
+    assert "to remove every instance of cluster 'c1', delete the file instead" in result.stderr
+    path.unlink()  # the way to say "remove every instance of beta on c1"
+    assert cleanup(deployed, env, "--force").exit_code == 0
+    assert "beta-main" not in names(fake_api)
+
+
+def test_a_broken_file_of_another_cluster_keeps_the_service(fake_api: FakeApi, deployed: Path,
+                                                            env: dict[str, str]) -> None:
+    (deployed / "beta" / f"kubernetes-{CLUSTER}.yaml").unlink()
+    (deployed / "beta" / "kubernetes-c2.yaml").write_text("main: [unclosed\n")
+    result = cleanup(deployed, env, "--force")
+    assert_beta_kept(fake_api, result, "beta/kubernetes-c2.yaml: is not valid YAML")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("deployments.json", "{ torn", "beta/deployments.json: is not valid JSON"),
+        ("deploy.yaml", "pipline: []\n", "beta/deploy.yaml, field 'pipline': unknown field (did you mean"),
+        ("service.yaml", "- not a mapping\n", "beta/service.yaml: must be a mapping at the top level"),
+    ],
+)
+def test_any_file_level_error_keeps_the_service(fake_api: FakeApi, deployed: Path, env: dict[str, str],
+                                                name: str, content: str, reason: str) -> None:
+    (deployed / "beta" / f"kubernetes-{CLUSTER}.yaml").write_text("other: {}\n")  # main removed...
+    (deployed / "beta" / name).write_text(content)  # ...but the service is in doubt
+    result = cleanup(deployed, env, "--force")
+    assert_beta_kept(fake_api, result, reason)
+
+
+@pytest.mark.parametrize("how", ["symlink-loop", "file"])
+def test_an_unreadable_service_directory_keeps_its_apps(fake_api: FakeApi, deployed: Path,
+                                                        env: dict[str, str], how: str) -> None:
+    beta = deployed / "beta"
+    shutil.rmtree(beta)
+    if how == "symlink-loop":
+        os.symlink("beta", beta)
+    else:
+        beta.write_text("a file where the service directory should be\n")
+    result = cleanup(deployed, env, "--force")
+    reason = "is a symlink loop" if how == "symlink-loop" else "is not a directory"
+    assert_beta_kept(fake_api, result, f"{beta}: {reason}")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads directories whatever their mode")
+def test_a_service_directory_without_permission_keeps_its_apps(fake_api: FakeApi, deployed: Path,
+                                                               env: dict[str, str]) -> None:
+    beta = deployed / "beta"
+    beta.chmod(0o100)  # can be entered but not listed: its files "do not exist" to a careless reader
+    try:
+        result = cleanup(deployed, env, "--force")
+    finally:
+        beta.chmod(0o755)
+    assert_beta_kept(fake_api, result, "is not readable (permission denied)")
 
 
 def test_cluster_flag_is_honoured(fake_api: FakeApi, deployed: Path, env: dict[str, str]) -> None:
     result = cleanup(deployed, env, "-c", "c2", "--force", "-v")
     assert result.exit_code == 0, result.output
     assert "kept paastasvc-alpha/alpha-main: belongs to cluster c1" in result.stdout
+    assert result.stdout.splitlines()[-1] == "cluster c2: 0 deleted, 0 failed, 0 kept, 0 managed apps"
     assert len(names(fake_api)) == 4
 
 

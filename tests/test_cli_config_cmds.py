@@ -1,5 +1,9 @@
 """`paasta validate`, `list`, `list-clusters`, `info` through click's CliRunner on the real group,
-and `--help` of the group and of every registered command without any system config."""
+and `--help` of the group and of every registered command without any system config.
+
+validate fails (exit 1) on every doubt: an instance file naming no instance, an unreadable service
+directory, instances with the same Kubernetes name, unknown deploy.yaml keys, a malformed
+deployments.json entry (naming the instances it stops); a pipeline step no instance uses warns."""
 
 from __future__ import annotations
 
@@ -197,3 +201,68 @@ def test_validate_unknown_service_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "soa").mkdir()
     result = run("validate", "-s", "nope", "-d", str(tmp_path / "soa"))
     assert result.exit_code == 2 and "no service 'nope'" in result.output
+
+
+# --------------------------------------------------------------------------- doubts are errors
+
+
+@pytest.mark.parametrize("content", ["", "# main: {}\n", "null\n", "[main]\n"])
+def test_validate_an_instance_file_without_instances_fails_naming_it(tmp_path: Path, content: str) -> None:
+    soa = write_tree(tmp_path / "soa", {**simple_service("svc", "c1"), "svc/kubernetes-c2.yaml": content})
+    result = run("validate", "-s", "svc", "-d", str(soa))
+    assert result.exit_code == 1
+    assert f"  - {soa}/svc/kubernetes-c2.yaml: " in result.output
+    assert "to remove every instance of cluster 'c2', delete the file instead" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_validate_all_with_a_looping_or_misplaced_service_directory(soa_dir: Path) -> None:
+    os.symlink("loop", soa_dir / "loop")
+    (soa_dir / "filed").write_text("not a directory\n")
+    result = run("validate", "--all", "-d", str(soa_dir))
+    assert result.exit_code == 1
+    assert f"  - {soa_dir}/loop: is a symlink loop" in result.output
+    assert f"  - {soa_dir}/filed: is not a directory (a service is a directory of files)" in result.output
+    assert "✓ good" in result.output and "3 of 4 service(s) invalid" in result.output
+
+
+def test_validate_instances_with_the_same_kubernetes_name(tmp_path: Path) -> None:
+    soa = write_tree(tmp_path / "soa", simple_service("svc", "c1", main_1={}, **{"main--1": {}}, ok={}))
+    result = run("validate", "-s", "svc", "-d", str(soa))
+    assert result.exit_code == 1
+    message = ("instances 'main--1' and 'main_1' both get the Kubernetes name 'svc-main--1' "
+               "(sanitising turns '_' into '--'); rename all but one")
+    assert f"{soa}/svc/kubernetes-c1.yaml: instance 'main_1': {message}" in result.output
+    assert f"{soa}/svc/kubernetes-c1.yaml: instance 'main--1': {message}" in result.output
+
+
+def test_validate_deploy_yaml_keys_and_unused_steps(tmp_path: Path) -> None:
+    deploy = {"pipeline": [{"step": "c1.main", "wait_for_deploymnet": True}, {"step": "c1.mian"}]}
+    soa = write_tree(tmp_path / "soa", {**simple_service("svc", "c1", main={}), "svc/deploy.yaml": deploy})
+    result = run("validate", "-s", "svc", "-d", str(soa))
+    assert result.exit_code == 1
+    assert (f"{soa}/svc/deploy.yaml, field 'pipeline[0].wait_for_deploymnet': unknown field "
+            "(did you mean 'wait_for_deployment'?)") in result.output
+    (soa / "svc" / "deploy.yaml").write_text("pipeline:\n- step: c1.main\n- step: c1.mian\n")
+    warned = run("validate", "-s", "svc", "-d", str(soa))
+    assert warned.exit_code == 0, warned.output  # a warning, not an error
+    assert (f"! {soa}/svc/deploy.yaml, field 'pipeline[1].step': deploy group 'c1.mian' is not used by any "
+            "instance (did you mean 'c1.main'?)") in warned.output
+
+
+def test_validate_a_malformed_deployments_entry_names_its_instances(soa_dir: Path) -> None:
+    doc = deployments_doc({"c1.main": GOOD_SHA, "c1.canary": "abc123"}, "good")
+    write_tree(soa_dir, {"good/deployments.json": doc})
+    result = run("validate", "-s", "good", "-d", str(soa_dir))
+    assert result.exit_code == 1
+    assert "✗ good: 1 problem(s)" in result.output
+    assert (f"{soa_dir}/good/deployments.json, field 'v2.deployments.c1.canary': git_sha must be a full "
+            "commit sha, 40 lower-case hexadecimal characters (got 'abc123'); deploy group 'c1.canary' is "
+            "not deployed until this entry is fixed (generate_deployments_for_service rewrites it) "
+            "(needed by canary on c1)") in result.output
+    info = run("info", "-s", "good", "-d", str(soa_dir))
+    assert "deploy group c1.canary, its deployments.json entry is malformed" in info.output
+    latest = run("get-latest-deployment", "-s", "good", "-l", "c1.canary", "-d", str(soa_dir))
+    assert latest.exit_code == 2 and "git_sha must be a full commit sha" in latest.output
+    good = run("get-latest-deployment", "-s", "good", "-l", "c1.main", "-d", str(soa_dir))
+    assert good.exit_code == 0 and good.output.strip() == GOOD_SHA

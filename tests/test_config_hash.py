@@ -9,7 +9,12 @@ Behaviours covered:
   else, including list order and `force_bounce`, does;
 - `with_config_hash` writes the label on the object and its template without touching the input,
   and hashing the labelled object again gives the same hash (a fixed point);
-- non-JSON data is refused (a bug in the caller, not something to hash by `repr`).
+- non-JSON data is refused (a bug in the caller, not something to hash by `repr`);
+- the soa hash (issue 11): `soa` + 8 hex, pinned; the same whatever the system config (so a laptop
+  can recompute it), and the config hash leaves its annotation out (adding it changed no config
+  hash and touches no pod template); it ignores the soa file's path, replica counts and stop, and
+  counts every other instance field, the version and force_bounce; a field at its default counts
+  as absent.
 """
 
 from __future__ import annotations
@@ -24,8 +29,21 @@ from typing import Any
 
 import pytest
 
-from paasta_lite.kube.config_hash import config_hash, config_hash_label, hashable_view, with_config_hash
-from paasta_lite.kube.labels import CONFIG_SHA
+from paasta_lite.config.deployments_json import Control, DeployedVersion
+from paasta_lite.config.instance_config import InstanceConfig
+from paasta_lite.config.system_config import SystemConfig
+from paasta_lite.config.volumes import Volume
+from paasta_lite.kube.config_hash import (
+    config_hash,
+    config_hash_label,
+    hashable_view,
+    soa_config_hash,
+    soa_config_hash_annotation,
+    with_config_hash,
+    with_soa_config_hash,
+)
+from paasta_lite.kube.labels import CONFIG_SHA, SOA_CONFIG_SHA
+from paasta_lite.kube.render import render_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,3 +178,77 @@ def test_non_json_data_is_refused(bad: Any) -> None:
     data["spec"]["odd"] = bad
     with pytest.raises((TypeError, ValueError)):
         config_hash(data)
+
+
+# --------------------------------------------------------------------------- the soa hash
+SHA = "c" * 40
+VERSION = DeployedVersion(f"services-svc:paasta-{SHA}", SHA)
+
+
+def instance(**overrides: Any) -> InstanceConfig:
+    values: dict[str, Any] = {
+        "service": "svc", "instance": "main", "cluster": "c1", "source": "/nail/soa/svc/kubernetes-c1.yaml",
+        "deploy_group": "c1.main", "namespace": "paastasvc-svc",
+    }  # fmt: skip
+    return InstanceConfig(**{**values, **overrides})
+
+
+def test_soa_hash_format_and_pinned_value() -> None:
+    value = soa_config_hash(instance(), VERSION)
+    assert re.fullmatch(r"soa[0-9a-f]{8}", value)
+    assert value == "soa887bd7e4"
+
+
+def test_soa_hash_does_not_depend_on_the_system_config() -> None:
+    cluster = SystemConfig(directory="/etc/paasta", docker_registry="registry.prod",
+                           volumes=(Volume("/etc/certs", "/etc/certs"),))
+    laptop = SystemConfig(directory="/home/me/etc", docker_registry="registry.dev")
+    on_cluster = render_app(instance(), VERSION, Control(), cluster)
+    on_laptop = render_app(instance(), VERSION, Control(), laptop)
+    assert on_cluster.config_hash != on_laptop.config_hash
+    assert soa_config_hash_annotation(on_cluster.deployment) == soa_config_hash(instance(), VERSION)
+    assert soa_config_hash_annotation(on_laptop.deployment) == soa_config_hash(instance(), VERSION)
+
+
+def test_soa_annotation_is_left_out_of_the_config_hash_and_off_the_pod_template() -> None:
+    labelled = with_config_hash(sample(), config_hash(sample()))
+    annotated = with_soa_config_hash(labelled, "soa12345678")
+    assert annotated["metadata"]["annotations"] == {SOA_CONFIG_SHA: "soa12345678"}
+    assert annotated["spec"] == labelled["spec"]
+    assert config_hash(annotated) == config_hash(sample())
+    other = sample()
+    other["metadata"]["annotations"] = {"mine": "x"}
+    assert config_hash(with_soa_config_hash(other, "soa1")) == config_hash(other) != config_hash(sample())
+    assert soa_config_hash_annotation(sample()) is None
+    rendered = render_app(instance(), VERSION, Control(), SystemConfig("/e", docker_registry="r"))
+    assert config_hash(rendered.deployment) == rendered.config_hash == config_hash_label(rendered.deployment)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"source": "/home/me/soa/svc/kubernetes-c1.yaml"}, {"instances": 7}, {"min_instances": 2}],
+)
+def test_soa_hash_ignores_paths_and_replica_counts(overrides: dict[str, Any]) -> None:
+    assert soa_config_hash(instance(**overrides), VERSION) == soa_config_hash(instance(), VERSION)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"cpus": 0.5}, {"env": {"A": "1"}}, {"deploy_group": "prod"}, {"max_instances": 5},
+     {"extra_volumes": (Volume("/a", "/h/a"),)}, {"healthcheck_uri": "/health"}],
+)
+def test_soa_hash_counts_the_rest(overrides: dict[str, Any]) -> None:
+    assert soa_config_hash(instance(**overrides), VERSION) != soa_config_hash(instance(), VERSION)
+
+
+def test_soa_hash_counts_version_and_force_bounce_and_ignores_order_of_volumes() -> None:
+    base = soa_config_hash(instance(), VERSION)
+    assert soa_config_hash(instance(), DeployedVersion(VERSION.docker_image, "d" * 40)) != base
+    assert soa_config_hash(instance(), DeployedVersion(VERSION.docker_image, SHA, "rc1")) != base
+    assert soa_config_hash(instance(), VERSION, force_bounce="20240101T000000") != base
+    a, b = Volume("/a", "/h/a"), Volume("/b", "/h/b", "RW")
+    assert soa_config_hash(instance(extra_volumes=(a, b)), VERSION) == soa_config_hash(
+        instance(extra_volumes=(b, a)), VERSION
+    )
+    explicit_defaults = instance(cpus=1.0, env={}, bounce_method="crossover")
+    assert soa_config_hash(explicit_defaults, VERSION) == base

@@ -16,6 +16,7 @@ from paasta_lite.errors import NotConfiguredError
 from paasta_lite.status.event_log import (
     EventQuery,
     EventTail,
+    event_location,
     format_timestamp,
     log_event,
     parse_event_line,
@@ -63,6 +64,16 @@ def test_missing_cluster_and_instance_read_na(tmp_path: Path) -> None:
     log_event(file_writer(tmp_path), service="web", message="marked abc for prod", now=T0)
     record = json.loads(all_lines(tmp_path)[0])
     assert (record["cluster"], record["instance"]) == ("N/A", "N/A")
+
+
+def test_location_never_shows_the_na_placeholders(tmp_path: Path) -> None:
+    """The file keeps PaaSTA's N/A; people see `kind.main`, `kind`, or nothing (never N/A.N/A)."""
+    writer = file_writer(tmp_path)
+    log_event(writer, service="web", message="marked abc for prod", now=T0)
+    log_event(writer, service="web", cluster="kind", message="namespace created", now=T0)
+    log_event(writer, service="web", cluster="kind", instance="main", message="updated", now=T0)
+    events = read_events(reader_config(writer), EventQuery(service="web"))
+    assert [event_location(event) for event in events] == ["", "kind", "kind.main"]
 
 
 def test_timestamps_are_utc(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ a `Status` body); Deployment selector/template agreement and selector immutabili
 resource checks; resourceVersion conflicts; 404s (object, namespace); AlreadyExists; generation
 bumps and no-op updates; label selectors (=, ==, !=, exists, !exists, in, notin) and field
 selectors; cascading deletes (and Orphan); namespace deletion; request counting; fault
-injection; `settle()` (ReplicaSets, pods, status, bounces in progress); pod logs (tail, since,
+injection; `settle()` (ReplicaSets, pods, status, bounces in progress, minReadySeconds as the
+real controller counts it: ready but not yet available, Available=False); pod logs (tail, since,
 timestamps, containers, follow).
 """
 
@@ -373,6 +374,30 @@ def test_settle_zero_replicas_and_deadline(fake_api: FakeApi, ns: str) -> None:
     late = fake_api.server.settle(ns, "web-main", ready=False, progress_deadline_exceeded=True)
     progressing = next(c for c in late["status"]["conditions"] if c["type"] == "Progressing")
     assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
+
+
+def test_settle_counts_pods_available_only_after_min_ready_seconds(fake_api: FakeApi, ns: str) -> None:
+    """What a v1.28.4 API server reported for minReadySeconds 60 (see status/rollout.py)."""
+    fake_api.client.create_deployment(ns, deployment(replicas=2, minReadySeconds=60))
+    fresh = fake_api.server.settle(ns, "web-main")["status"]
+    counts = (fresh["readyReplicas"], fresh.get("availableReplicas"), fresh["unavailableReplicas"])
+    assert counts == (2, None, 2)
+    assert {c["type"]: (c["status"], c["reason"]) for c in fresh["conditions"]} == {
+        "Available": ("False", "MinimumReplicasUnavailable"), "Progressing": ("True", "ReplicaSetUpdated")}
+    (rs,) = fake_api.server.list_objects("replicasets", ns)
+    assert rs["status"]["readyReplicas"] == 2 and "availableReplicas" not in rs["status"]
+    later = fake_api.server.settle(ns, "web-main", ready_for=61)["status"]
+    assert later["availableReplicas"] == 2 and "unavailableReplicas" not in later
+    assert {c["type"]: c["reason"] for c in later["conditions"]} == {
+        "Available": "MinimumReplicasAvailable", "Progressing": "NewReplicaSetAvailable"}
+
+
+def test_a_spec_change_is_not_observed_until_settled(fake_api: FakeApi, ns: str) -> None:
+    fake_api.client.create_deployment(ns, deployment(replicas=2))
+    fake_api.server.settle(ns, "web-main")
+    fake_api.client.patch_deployment(ns, "web-main", {"spec": {"replicas": 3}})
+    live = fake_api.client.get_deployment(ns, "web-main")
+    assert (live["metadata"]["generation"], live["status"]["observedGeneration"]) == (2, 1)
 
 
 # ----------------------------------------------------------------------------------- logs

@@ -7,6 +7,8 @@ Behaviours covered:
 - the file is only rewritten when its content changes;
 - an unreachable repository is an error naming the URL and the old file stays byte-identical;
 - a writer killed between writing the temporary file and renaming it leaves the old file intact;
+- a write the file system refuses (a directory in the way, a full disk, a read-only soa dir) is
+  one line naming the file and exit 1, never a traceback, and the old file stays;
 - the click command (CliRunner) and `python -m` entry point, exit codes 0/1/2;
 - 10,000 tags: processing time (beyond git's own) well under a second.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 import textwrap
@@ -221,3 +225,53 @@ def test_a_corrupt_deployments_json_is_replaced(repos: GitRepos, soa: Soa) -> No
     soa.deployments_path.write_text("{ torn")
     assert generate(str(soa.dir), SERVICE) is True
     assert soa.deployments()["deployments"]["prod.main"]["git_sha"] == one
+
+
+def _assert_one_line_write_error(result: subprocess.CompletedProcess[str], soa: Soa, reason: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"error: {soa.deployments_path}: cannot be written: {reason}\n"
+    assert sorted(p.name for p in soa.service_dir.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_directory_in_the_way_is_one_line_and_exit_1(repos: GitRepos, soa: Soa) -> None:
+    repos.tag("paasta-prod.main-20240101T000000-deploy", repos.commit())
+    soa.deployments_path.mkdir()
+    result = _run_python(
+        "", "-m", "paasta_lite.generate_deployments_for_service", "-s", SERVICE, "-d", str(soa.dir)
+    )
+    _assert_one_line_write_error(result, soa, "Is a directory")
+
+
+def _no_room_to_write() -> None:
+    """In the child: every write to a file fails (EFBIG), as it does on a full disk (ENOSPC)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+def test_a_full_disk_is_one_line_and_exit_1_and_the_old_file_stays(repos: GitRepos, soa: Soa) -> None:
+    repos.tag("paasta-prod.main-20240101T000000-deploy", repos.commit("1"))
+    generate(str(soa.dir), SERVICE)
+    old = soa.deployments_path.read_bytes()
+    repos.tag("paasta-prod.main-20240102T000000-deploy", repos.commit("2"))
+    command = ["-m", "paasta_lite.generate_deployments_for_service", "-s", SERVICE, "-d", str(soa.dir)]
+    result = subprocess.run(
+        [sys.executable, *command],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True, text=True, timeout=60, check=False, preexec_fn=_no_room_to_write,
+    )
+    _assert_one_line_write_error(result, soa, "File too large")
+    assert soa.deployments_path.read_bytes() == old
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_soa_dir_is_one_line_and_exit_1(repos: GitRepos, soa: Soa) -> None:
+    repos.tag("paasta-prod.main-20240101T000000-deploy", repos.commit())
+    soa.service_dir.chmod(0o555)
+    try:
+        result = _run_python(
+            "", "-m", "paasta_lite.generate_deployments_for_service", "-s", SERVICE, "-d", str(soa.dir)
+        )
+    finally:
+        soa.service_dir.chmod(0o755)
+    _assert_one_line_write_error(result, soa, "Permission denied")
+    assert not soa.deployments_path.exists()

@@ -2,9 +2,15 @@
 
 Covers: each fixture under tests/fixtures/health/ (mid-bounce, stuck bounce, crash loop, OOM,
 image pull error, unschedulable, stopped, stopping, scaling, not observed yet, not applied, not
-deployed...) gives the expected state, reason, healthy n/m and wait-for-deployment verdict; a
-stopped instance never reads as a failure; the margin arithmetic; the JSON round trip; pod and
-event details.
+deployed, and two captured from a real v1.28.4 API server: minReadySeconds not yet elapsed, a
+rollout past its progress deadline...) gives the expected state, reason, healthy n/m and
+wait-for-deployment verdict; a stopped instance never reads as a failure; the margin arithmetic;
+the JSON round trip; pod and event details.
+
+The Deployment controller's report decides (issue 11): observedGeneration first, then a failed
+rollout (ProgressDeadlineExceeded, said so), paused, updated replicas, old replicas, available
+replicas (minReadySeconds) and the Available condition, each named when it blocks; config drift
+through the soa hash annotation, and a plain note when it cannot be judged.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ def test_fixture_set_covers_the_required_situations() -> None:
         "stopped",
         "scaling",
         "not_observed_yet",
+        "min_ready_seconds",
+        "progress_deadline_exceeded",
     }
     assert required <= names
 
@@ -115,7 +123,7 @@ def test_done_messages_explain_why_not() -> None:
     pending = assess(*load_case(FIXTURES / "not_applied.yaml")[:2])
     assert "hasn't started bouncing" in pending.done_message
     scaling = assess(*load_case(FIXTURES / "scaling.yaml")[:2])
-    assert scaling.done_message == "3/5 replicas of bbbbbbbb ready, waiting for 5"
+    assert scaling.done_message == "3/5 replicas available, waiting for 5"
 
 
 @pytest.mark.parametrize(
@@ -132,12 +140,142 @@ def test_done_messages_explain_why_not() -> None:
 )
 def test_bounce_margin(factor: float, expected: int, ready: int, done: bool) -> None:
     observed, _, _ = load_case(FIXTURES / "scaling.yaml")
-    rs = json.loads(json.dumps(observed.replicasets[0]))
-    rs["spec"]["replicas"] = expected
-    rs["status"]["readyReplicas"] = ready
+    rs, deployment = copied(observed.replicasets[0]), copied(observed.deployment)
+    rs["spec"]["replicas"] = deployment["spec"]["replicas"] = expected
+    rs["status"]["readyReplicas"] = rs["status"]["availableReplicas"] = ready
+    deployment["status"].update(replicas=expected, updatedReplicas=expected)
+    deployment["status"].update(readyReplicas=ready, availableReplicas=ready)
     desired = Desired(Version("b" * 40, "config22222222"), expected, "start", factor)
-    health = assess(Observed(observed.deployment, [rs], [], []), desired)
+    health = assess(Observed(deployment, [rs], [], []), desired)
     assert health.done is done, health.done_message
+
+
+def copied(data: Any) -> Any:
+    return json.loads(json.dumps(data))
+
+
+def case(name: str, **desired: Any) -> tuple[Observed, Desired]:
+    """A fixture's objects (deep copies, to edit) and its desired state with `desired` changes."""
+    observed, want, _ = load_case(FIXTURES / f"{name}.yaml")
+    return (
+        Observed(copied(observed.deployment), copied(observed.replicasets), copied(observed.pods), []),
+        Desired(**{**want.__dict__, **desired}),
+    )
+
+
+def test_min_ready_seconds_is_not_done_until_the_controller_counts_pods_available() -> None:
+    observed, desired = case("min_ready_seconds")
+    health = assess(observed, desired)
+    assert (health.ready, health.available, health.done) == (2, 0, False)
+    assert health.state is State.STARTING and health.reason == "MinReadySeconds"
+    assert "minReadySeconds 60s" in health.done_message
+    assert "Available=False (MinimumReplicasUnavailable)" in health.done_message
+    assert "2/2 ready, 0 available" in health.message
+    assert observed.deployment is not None
+    status = observed.deployment["status"]
+    status["availableReplicas"] = 2  # 60 s later, as the real controller reported it
+    status["conditions"][0].update(status="True", reason="MinimumReplicasAvailable")
+    later = assess(observed, desired)
+    assert (later.state, later.done, later.available) == (State.RUNNING, True, 2), later.done_message
+
+
+def test_a_rollout_past_its_progress_deadline_is_a_failure_and_says_so() -> None:
+    health = assess(*case("progress_deadline_exceeded"))
+    assert health.state is State.DEGRADED and not health.done
+    assert health.message.startswith("rollout failed: no progress for 20s")
+    assert "Progressing=False (ProgressDeadlineExceeded)" in health.message
+    assert health.done_message.startswith("rollout failed")
+    stuck = assess(*case("stuck_bounce"))
+    assert stuck.reason == "ProgressDeadlineExceeded" and stuck.done_message.startswith("rollout failed")
+
+
+def test_unobserved_generation_comes_first() -> None:
+    observed, desired = case("crash_loop")
+    assert observed.deployment is not None
+    observed.deployment["metadata"]["generation"] = 3  # the counts below describe generation 2
+    health = assess(observed, desired)
+    assert (health.state, health.reason, health.done) == (State.PENDING, "NotObservedYet", False)
+    assert health.done_message == "Pending: waiting for the controller to observe generation 3 (observed: 2)"
+
+
+def test_available_false_blocks_and_is_named() -> None:
+    observed, desired = case("running")
+    assert observed.deployment is not None
+    observed.deployment["status"]["conditions"] = [
+        {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+         "message": "Deployment does not have minimum availability."},
+    ]  # fmt: skip
+    health = assess(observed, desired)
+    assert not health.done and health.reason == "MinimumReplicasUnavailable"
+    assert health.done_message.startswith("Available=False (MinimumReplicasUnavailable)")
+
+
+@pytest.mark.parametrize(
+    ("status", "paused", "reason", "words"),
+    [
+        ({"updatedReplicas": 1}, False, "UpdatingReplicas", "1/3 replicas run the new pod template"),
+        ({"replicas": 4}, False, "OldReplicas", "1 old replica(s) pending termination"),
+        ({}, True, "Paused", "kubectl rollout resume deployment/example--happyhour-main"),
+    ],
+)
+def test_controller_counts_block(status: dict[str, int], paused: bool, reason: str, words: str) -> None:
+    observed, desired = case("running")
+    assert observed.deployment is not None
+    observed.deployment["status"].update(status)
+    observed.deployment["spec"]["paused"] = paused
+    health = assess(observed, desired)
+    assert not health.done and words in health.done_message
+    assert health.reason == reason or words in health.message
+
+
+def test_config_only_bounce_without_config_hash_is_seen_through_the_controller() -> None:
+    """Direct mode has no config hash for the versions: the controller's old replicas still tell."""
+    observed, desired = case("config_only_bounce", version=Version("a" * 40))
+    health = assess(observed, desired)
+    assert all(v.target for v in health.versions)
+    assert health.state is State.BOUNCING and not health.done
+    assert "3 old replica(s)" in health.message
+
+
+def test_a_matching_soa_hash_tells_the_target_replicaset_in_a_config_bounce() -> None:
+    """Direct mode: the applied template's config hash becomes the target once the soa hash matches."""
+    observed, desired = case("config_only_bounce", version=Version("a" * 40), soa_config_sha="soa11111111")
+    assert observed.deployment is not None
+    observed.deployment["metadata"]["annotations"] = {"paasta.yelp.com/soa_config_sha": "soa11111111"}
+    health = assess(observed, desired)
+    assert health.desired_version == Version("a" * 40, "config22222222")
+    assert {v.version.config_sha: v.target for v in health.versions} == {
+        "config22222222": True, "config11111111": False}
+    assert health.state is State.BOUNCING and health.config_note is None
+
+
+def annotated(soa_sha: str | None) -> Observed:
+    observed, _ = case("running")
+    assert observed.deployment is not None
+    if soa_sha is not None:
+        observed.deployment["metadata"]["annotations"] = {"paasta.yelp.com/soa_config_sha": soa_sha}
+    return observed
+
+
+def test_soa_hash_decides_config_drift_without_the_system_config() -> None:
+    direct = Desired(Version("b" * 40), 3, soa_config_sha="soa11111111")
+    same = assess(annotated("soa11111111"), direct)
+    assert (same.state, same.done, same.config_note) == (State.RUNNING, True, None)
+    other = assess(annotated("soa22222222"), direct)
+    assert (other.state, other.reason, other.done) == (State.PENDING, "NotApplied", False)
+    words = "differs from soa-configs (soa hash soa22222222, soa-configs give soa11111111); not applied"
+    assert words in other.message
+
+
+def test_config_drift_that_cannot_be_judged_is_said_plainly() -> None:
+    direct = Desired(Version("b" * 40), 3, soa_config_sha="soa11111111")
+    old_reconciler = assess(annotated(None), direct)
+    assert old_reconciler.state is State.RUNNING and old_reconciler.done
+    assert old_reconciler.config_note is not None
+    assert old_reconciler.config_note.startswith("cannot judge config drift from here")
+    assert "soa_config_sha annotation" in old_reconciler.config_note
+    full_hash = assess(annotated(None), Desired(Version("b" * 40, "config22222222"), 3))
+    assert full_hash.config_note is None
 
 
 def test_instances_zero_counts_as_stopped() -> None:

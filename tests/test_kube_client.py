@@ -1,6 +1,7 @@
 """KubeClient and kube_errors, through the real `kubernetes` client against the fake server.
 
-Covers: kubeconfig rules (explicit path, $KUBECONFIG, context choice, missing config); one
+Covers: kubeconfig rules (explicit path, $KUBECONFIG, context choice; a missing or malformed
+kubeconfig is one line naming the file, what is wrong and the fix, never the library's text); one
 request for the managed list; replace with the list's resourceVersion (one PUT), without it
 (GET + PUT), and after someone else's write (409 -> re-read -> PUT); retries on 409/429/5xx
 and timeouts, none on 4xx; Retry-After; unreachable servers; namespace creation idempotence;
@@ -70,9 +71,39 @@ def test_context_selects_the_cluster(fake_api: FakeApi, tmp_path: Path,
 
 def test_missing_kubeconfig_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "nope"))
-    with pytest.raises(kube_errors.KubeConfigError, match="cannot load a Kubernetes configuration") as caught:
+    with pytest.raises(kube_errors.KubeConfigError) as caught:
         KubeClient()
     assert caught.value.exit_code == 2
+    assert str(caught.value) == (
+        f"no kubeconfig: {tmp_path / 'nope'} does not exist (and not running in a cluster); "
+        "set KUBECONFIG to your cluster's kubeconfig (playground: make k8s_fake_cluster)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        ("{{{: :", "not valid YAML (line 1)"),
+        ("", "file is empty"),
+        ("- a\n- b\n", "not a kubeconfig (unexpected structure)"),
+        ("apiVersion: v1\nkind: Config\n", "expected key current-context"),
+        (None, "a directory, not a file"),
+    ],
+)
+def test_malformed_kubeconfig_is_one_line_with_the_fix(
+    tmp_path: Path, content: str | None, detail: str
+) -> None:
+    path = tmp_path / "kubeconfig"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_text(content)
+    with pytest.raises(kube_errors.KubeConfigError) as caught:
+        KubeClient(kubeconfig=str(path))
+    message = str(caught.value)
+    fix = "set KUBECONFIG to your cluster's kubeconfig (playground: make k8s_fake_cluster)"
+    assert message == f"kubeconfig {path} is not usable: {detail}; {fix}"
+    assert "\n" not in message and "Invalid kube-config" not in message
 
 
 # ----------------------------------------------------------------------------------- deployments
@@ -160,9 +191,21 @@ def test_unreachable_server(tmp_path: Path) -> None:
     kubeconfig = server.write_kubeconfig(tmp_path / "kc")
     server.stop()  # never started: the port is closed
     client = KubeClient(kubeconfig=kubeconfig, attempts=2, base_delay=0.01)
-    with pytest.raises(kube_errors.Unreachable, match="Kubernetes API unreachable") as caught:
+    with pytest.raises(kube_errors.Unreachable) as caught:
         client.list_namespaces()
-    assert caught.value.retryable and caught.value.status == 0
+    assert caught.value.retryable and caught.value.status == 0 and not caught.value.timed_out
+    assert str(caught.value) == (
+        f"Kubernetes API {server.url} unreachable (connection refused); is the cluster up? "
+        "(playground: make k8s_fake_cluster)"
+    )
+
+
+def test_a_timeout_is_unreachable_and_says_so(fake_api: FakeApi, live: dict[str, Any]) -> None:
+    client = KubeClient(kubeconfig=fake_api.kubeconfig, timeout=0.2, attempts=1)
+    fake_api.server.delay_next("GET", "deployments", 0.6)
+    with pytest.raises(kube_errors.Unreachable) as caught:
+        client.list_managed_deployments()
+    assert caught.value.timed_out and str(caught.value).endswith("unreachable (timed out)")
 
 
 def test_delete_cascades_in_the_foreground(fake_api: FakeApi, live: dict[str, Any]) -> None:
@@ -222,7 +265,10 @@ def test_translate_non_status_bodies_and_transport_errors() -> None:
     already = kube_errors.translate(ApiException(status=409, body=conflict_body))
     assert isinstance(already, kube_errors.AlreadyExists) and not already.retryable
     refused = kube_errors.translate(urllib3.exceptions.NewConnectionError(None, "Connection refused"))
-    assert isinstance(refused, kube_errors.Unreachable) and refused.retryable
+    assert isinstance(refused, kube_errors.Unreachable) and refused.retryable and not refused.timed_out
+    assert "(connection refused)" in str(refused) and "NewConnectionError" not in str(refused)
+    slow = kube_errors.translate(urllib3.exceptions.ReadTimeoutError(None, "/x", "read timed out"))
+    assert isinstance(slow, kube_errors.Unreachable) and slow.timed_out
 
 
 def test_with_retries_backs_off_and_honours_retry_after() -> None:

@@ -37,8 +37,10 @@ ENTRY_POINTS = {
 
 CORE = [
     "config/merge", "config/naming", "config/instance_config", "config/validation", "config/volumes",
-    "config/config_keys", "kube/labels", "kube/config_hash", "kube/render", "kube/render_pod",
-    "kube/reconcile_plan", "gitflow/tags", "status/health", "status/pod_logs", "errors", "timestamps",
+    "config/config_keys", "config/autoscaling", "config/deploy_yaml", "kube/labels", "kube/config_hash",
+    "kube/render", "kube/render_pod", "kube/render_scaling", "kube/reconcile_plan", "kube/managed_fields",
+    "gitflow/tags", "status/health", "status/objects", "status/rollout", "status/pod_logs", "errors",
+    "timestamps",
 ]
 FORBIDDEN_IN_CORE = {"click", "kubernetes", "requests", "urllib3", "subprocess", "socket", "waitress"}
 #: paasta_lite's own I/O modules. (`system_config` and `deployments_json` pair a pure `parse_*` with a

@@ -172,7 +172,7 @@ def test_deploy_events_without_touching_the_cluster(
     result = run("-C", "deploy")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "2024-05-01 12:00:00 [deploy] N/A.N/A: marked abc123 for prod",
+        "2024-05-01 12:00:00 [deploy] marked abc123 for prod",
         "2024-05-01 12:00:00 [deploy] kind.main: updated web-main",
     ]
     assert fake_api.server.count() == 0
@@ -288,7 +288,7 @@ def test_registered_in_the_paasta_group(env: dict[str, str], tmp_path: Path) -> 
     )
     result = CliRunner().invoke(cli, ["logs", "-s", SERVICE, "-C", "deploy"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "2024-05-01 12:00:00 [deploy] N/A.N/A: stopped main\n"
+    assert result.stdout == "2024-05-01 12:00:00 [deploy] stopped main\n"
 
 
 def test_pods_are_found_in_the_instance_namespace(fake_api: Any, env: dict[str, str], tmp_path: Path) -> None:

@@ -11,13 +11,19 @@ Behaviours covered:
   to inspect it; a tag not yet in deployments.json is "not generated yet", never done;
 - wait-for-deployment refuses a version that is not the latest marked (exit 2);
 - get-latest-deployment prints the sha from deployments.json, exit 1 when nothing is deployed;
-- the pure timeout report and the verdict's target-version check.
+- the pure timeout report and the verdict's target-version check;
+- issue 11: a deploy with minReadySeconds is not done before the controller counts its pods
+  available, and a failed rollout (progress deadline) says so; a permanent error (no kubeconfig,
+  403, a cluster this host cannot read) ends the wait at once with exit 2 and the fix, whatever
+  the timeout and polling interval; "connection refused" is retried for a bounded time only,
+  timeouts until the wait's timeout.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +33,20 @@ from git_builders import SERVICE, GitRepos, Soa
 
 from paasta_lite.cli.main import cli
 from paasta_lite.cli.mark_for_deployment_cmd import (
+    DeploymentTimeout,
     Verdict,
     timeout_message,
     verdict_for,
     wait_for_instances,
 )
+from paasta_lite.config.instance_config import InstanceConfig
 from paasta_lite.config.naming import app_name
 from paasta_lite.config.soa_config import SoaDir
 from paasta_lite.config.system_config import load_system_config
 from paasta_lite.generate_deployments_for_service import generate
 from paasta_lite.kube.render import render_instance
 from paasta_lite.status.health import InstanceHealth, State, Version
+from paasta_lite.status.instance_status import CannotGetStatus, Failure, StatusUnavailable
 
 CLUSTER = "c1"
 
@@ -297,3 +306,105 @@ def test_timeout_message_groups_commands_by_cluster() -> None:
     assert "  c1 a: [CrashLoopBackOff] 0/2 ready" in text
     assert "paasta status -s web -c c1 -i a,b -vv" in text
     assert "paasta status -s web -c c2 -i a -vv" in text
+
+
+# --- issue 11: the controller's verdict, and errors that end the wait -------------------------------
+
+
+def test_min_ready_seconds_holds_the_wait_until_pods_are_available(
+    repos: GitRepos, soa: Soa, etc: Path, kube: Any
+) -> None:
+    instances = "main: {deploy_group: prod.main, instances: 2, bounce_health_params: {min_task_uptime: 60}}\n"
+    (soa.service_dir / "kubernetes-c1.yaml").write_text(instances)
+    sha = repos.commit()
+    assert mark(soa, sha).exit_code == 0
+    apply(soa, kube)  # both pods ready just now: not available for another 60 s
+    early = wait(soa, sha, "-t", "0.3")
+    assert early.exit_code == 1
+    assert f"{CLUSTER} main: [MinReadySeconds] 0/2 replicas available, waiting for 2" in early.output
+    assert "minReadySeconds 60s" in early.output
+    apply(soa, kube, ready_for=60)
+    later = wait(soa, sha, "-t", "5")
+    assert later.exit_code == 0, later.output
+
+
+def test_a_rollout_past_its_deadline_says_it_failed(repos: GitRepos, soa: Soa, etc: Path, kube: Any) -> None:
+    sha = repos.commit()
+    assert mark(soa, sha).exit_code == 0
+    apply(soa, kube, ready=False, progress_deadline_exceeded=True)
+    result = wait(soa, sha, "-t", "0.3")
+    assert result.exit_code == 1
+    assert f"{CLUSTER} main: [ProgressDeadlineExceeded] rollout failed: no progress for 600s" in result.output
+
+
+@pytest.mark.parametrize("problem", ["no kubeconfig", "403", "unknown cluster"])
+def test_a_permanent_error_ends_the_wait_at_once(
+    repos: GitRepos, soa: Soa, etc: Path, kube: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    problem: str,
+) -> None:
+    sha = repos.commit()
+    assert mark(soa, sha).exit_code == 0
+    apply(soa, kube)
+    if problem == "no kubeconfig":
+        monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+        words = "no kubeconfig: "
+    elif problem == "403":
+        kube.server.fail_next("GET", "deployments", 403, times=1000, message="forbidden")
+        words = "ask for RBAC read access"
+    else:
+        config = json.loads((etc / "paasta.json").read_text())
+        (etc / "paasta.json").write_text(json.dumps({**config, "cluster": "c0"}))
+        words = "cannot read cluster c1 from here"
+    started = time.monotonic()
+    result = paasta(  # the defaults: polls every 10 s for an hour
+        "wait-for-deployment", "-s", SERVICE, "-l", "prod.main", "-c", sha, "-d", str(soa.dir)
+    )
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 2, result.output
+    assert elapsed < 3, elapsed  # git look-ups included; one poll interval alone would be 10 s
+    assert f"cannot get the status of {SERVICE}.main in {CLUSTER}" in result.output and words in result.output
+    assert "Traceback" not in result.output
+
+
+CONFIG = InstanceConfig(service="s", instance="i", cluster="c", source="f", deploy_group="g", namespace="n")
+
+
+def run_wait(error: Exception, *, timeout: float) -> tuple[BaseException, float, int]:
+    """wait_for_instances on a fake clock, every check failing with `error`: what it raised,
+    at which (fake) second, after how many checks."""
+    now = [0.0]
+    calls = [0]
+
+    def check(config: Any) -> InstanceHealth:
+        calls[0] += 1
+        raise error
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with pytest.raises((CannotGetStatus, DeploymentTimeout)) as caught:
+        wait_for_instances(
+            [CONFIG], Version("a" * 40), check, timeout=timeout, interval=10, echo=lambda _: None,
+            clock=lambda: now[0], sleep=sleep,
+        )  # fmt: skip
+    return caught.value, now[0], calls[0]
+
+
+def test_permanent_errors_stop_at_the_first_check() -> None:
+    raised, when, calls = run_wait(StatusUnavailable("answered 404", failure=Failure.PERMANENT), timeout=3600)
+    assert isinstance(raised, CannotGetStatus) and raised.exit_code == 2
+    assert (when, calls) == (0.0, 1)
+
+
+def test_connection_refused_is_retried_for_a_bounded_time_only() -> None:
+    refused = StatusUnavailable("does not answer (connection refused)", failure=Failure.UNREACHABLE)
+    raised, when, calls = run_wait(refused, timeout=3600)
+    assert isinstance(raised, CannotGetStatus) and "no answer about s.i in c for 60 s" in str(raised)
+    assert when == 60.0 and calls == 7
+
+
+def test_timeouts_are_retried_until_the_wait_times_out() -> None:
+    slow = StatusUnavailable("did not answer within 10 s (timed out)", failure=Failure.TRANSIENT)
+    raised, when, _ = run_wait(slow, timeout=300)
+    assert isinstance(raised, DeploymentTimeout) and when == 300.0
+    assert "could not get status this time" in str(raised)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from paasta_lite.config.naming import (
     app_name,
+    app_name_collisions,
     container_name,
     instance_name_problem,
     is_dns_label,
@@ -121,3 +122,11 @@ def test_instance_name_problems(name: object, fragment: str) -> None:
 def test_path_like_service_names_are_refused(name: str) -> None:
     problem = service_name_problem(name)
     assert problem is not None and "looks like a path" in problem
+
+
+def test_app_name_collisions() -> None:
+    assert app_name_collisions("svc", ["main_1", "main--1", "main", "a_b", "a--b", "a-b"]) == {
+        "svc-a--b": ["a--b", "a_b"],
+        "svc-main--1": ["main--1", "main_1"],
+    }
+    assert app_name_collisions("svc", ["main", "canary"]) == {}

@@ -17,6 +17,7 @@ from paasta_lite.kube import labels
 from paasta_lite.kube.reconcile_plan import (
     Action,
     CleanupDecision,
+    Purpose,
     configured_from,
     first_difference,
     owned_view,
@@ -63,6 +64,11 @@ class App:
         }
 
 
+    @property
+    def objects(self) -> tuple[Obj, ...]:
+        return (self.deployment,)
+
+
 def live_of(app: App, **changes: Any) -> Obj:
     """What the API server would return for ``app``: our fields plus server-side additions."""
     obj = copy.deepcopy(app.deployment)
@@ -102,11 +108,13 @@ def test_identical_app_is_unchanged_despite_server_defaults() -> None:
     assert plan.writes == [] and plan.namespaces == ()
 
 
-def test_hash_change_is_an_update_with_the_live_resource_version() -> None:
+def test_hash_change_is_an_update_applied_without_preconditions() -> None:
     step = only_step(plan_setup([App(config_hash="config22222222")], [live_of(App())]))
     assert step.action is Action.UPDATE
     assert step.reasons == ("config changed (config11111111 -> config22222222)",)
-    assert step.body["metadata"]["resourceVersion"] == "42"
+    (write,) = step.writes
+    assert write.purpose is Purpose.APPLY and write.force and write.field_manager == "paasta_lite"
+    assert write.body == App(config_hash="config22222222").deployment  # nothing from the live object
 
 
 def test_git_sha_and_replicas_are_reasons() -> None:
@@ -115,11 +123,61 @@ def test_git_sha_and_replicas_are_reasons() -> None:
     assert step.reasons[1:] == ("git sha aaaaaaaa -> bbbbbbbb", "replicas 2 -> 5")
 
 
-def test_autoscaled_apps_keep_the_live_replica_count() -> None:
+def test_autoscaled_apps_leave_replicas_to_the_autoscaler() -> None:
     scaled = live_of(App(autoscaled=True), spec__replicas=7)
     assert only_step(plan_setup([App(autoscaled=True)], [scaled])).action is Action.UNCHANGED
     step = only_step(plan_setup([App(autoscaled=True, config_hash="config99999999")], [scaled]))
-    assert step.action is Action.UPDATE and step.body["spec"]["replicas"] == 7
+    assert step.action is Action.UPDATE and "replicas" not in step.writes[0].body["spec"]
+
+
+def owned_by(obj: Obj, *managers: tuple[str, str, Obj]) -> Obj:
+    obj["metadata"]["managedFields"] = [
+        {"manager": manager, "operation": operation, "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+         "fieldsV1": fields} for manager, operation, fields in managers]
+    return obj
+
+
+REPLICAS_AND_IMAGE = {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+    'k:{"name":"main"}': {".": {}, "f:image": {}}}}}}}
+
+
+def test_replicas_we_own_alone_are_handed_over_before_we_stop_sending_them() -> None:
+    scaled = owned_by(live_of(App(autoscaled=True), spec__replicas=7),
+                      ("paasta_lite", "Apply", REPLICAS_AND_IMAGE))
+    step = only_step(plan_setup([App(autoscaled=True, config_hash="config99999999")], [scaled]))
+    (handover,) = step.writes  # alone: the plan is made again from its answer
+    assert handover.purpose is Purpose.HANDOVER and handover.replan and not handover.force
+    assert handover.field_manager == "paasta_lite-handover"
+    assert handover.body["spec"] == {"replicas": 7} and handover.body["metadata"]["resourceVersion"] == "42"
+    shared = owned_by(scaled, ("paasta_lite", "Apply", REPLICAS_AND_IMAGE),
+                      ("paasta_lite-handover", "Apply", {"f:spec": {"f:replicas": {}}}))
+    (apply,) = only_step(plan_setup([App(autoscaled=True, config_hash="config99999999")], [shared])).writes
+    assert apply.purpose is Purpose.APPLY and "replicas" not in apply.body["spec"]
+
+
+def test_objects_written_before_server_side_apply_are_upgraded_first() -> None:
+    legacy = owned_by(live_of(App()), ("OpenAPI-Generator", "Update", REPLICAS_AND_IMAGE),
+                      ("kube-controller-manager", "Update", {"f:status": {"f:replicas": {}}}))
+    (upgrade,) = only_step(plan_setup([App(config_hash="config22222222")], [legacy])).writes
+    assert upgrade.purpose is Purpose.UPGRADE and upgrade.replan
+    entries = upgrade.body["metadata"]["managedFields"]
+    assert [(e["manager"], e["operation"]) for e in entries] == [
+        ("paasta_lite", "Apply"), ("kube-controller-manager", "Update")]
+    assert entries[0]["fieldsV1"] == REPLICAS_AND_IMAGE
+    assert upgrade.body["metadata"]["resourceVersion"] == "42"
+
+
+def test_extra_list_items_count_only_when_they_are_ours() -> None:
+    env = [{"name": "FROM_SOMEONE", "value": "1"}]
+    theirs = owned_by(live_of(App(), spec__template__spec__containers__0__env=env),
+                      ("paasta_lite", "Apply", REPLICAS_AND_IMAGE))
+    assert only_step(plan_setup([App()], [theirs])).action is Action.UNCHANGED
+    ours = copy.deepcopy(REPLICAS_AND_IMAGE)
+    ours["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"main"}']["f:env"] = {
+        'k:{"name":"FROM_SOMEONE"}': {".": {}}}
+    mine = owned_by(live_of(App(), spec__template__spec__containers__0__env=env),
+                    ("paasta_lite", "Apply", ours))
+    assert "edited by hand" in only_step(plan_setup([App()], [mine])).message
 
 
 def test_hand_edits_of_owned_fields_are_updates() -> None:
@@ -205,8 +263,9 @@ def test_unlabelled_other_cluster_and_unreadable_services_are_kept() -> None:
             managed("web", "main")]
     plan = plan_cleanup(live, configured, kill_threshold=1.0, force=False)
     assert plan.delete == ()
-    assert [why for _, why in plan.kept] == ["belongs to cluster c2",
-                                             "service broken failed to load; keeping its apps"]
+    assert plan.kept == (("paastasvc-other/other-main", "belongs to cluster c2"),)
+    assert plan.held == (("paastasvc-broken/broken-main",
+                          "service broken has a configuration error; none of its apps is deleted"),)
     assert plan.warnings == ("paastasvc-x/x-y: managed but without service/instance labels; not touched",)
 
 

@@ -10,7 +10,8 @@ Behaviours covered:
 - strategy: maxUnavailable computed exactly from bounce_margin_factor (never PaaSTA's 0.9 -> 9%),
   maxSurge from the overprovision factor or the system default, Recreate, brutal, unknown
   methods and impossible combinations are config errors;
-- replicas: instances, 0 when stopped, min_instances for autoscaled; stop keeps the hash;
+- replicas: instances, 0 when stopped, max_instances for a new autoscaled Deployment (PaaSTA's
+  first-deploy rule); stop keeps the hash; the app carries its HPA (autoscaled only) and PDB;
 - force_bounce changes the pod template (annotation + hash) and nothing else;
 - env: PAASTA_* variables, user override, order independent of the YAML's;
 - volumes: system + instance, deduplicated, instance wins on a container path, unique valid names;
@@ -304,13 +305,27 @@ def test_replicas_from_instances_and_stop() -> None:
     assert stopped.config_hash == running.config_hash  # stop/start scales, never bounces
 
 
-def test_autoscaled_instances_start_at_min_instances() -> None:
+def test_autoscaled_instances_start_at_max_instances() -> None:
     app = render(make_instance(instances=9, min_instances=3, max_instances=10))
-    assert (app.replicas, app.autoscaled) == (3, True)
+    assert (app.replicas, app.autoscaled) == (10, True)
+    assert app.deployment["spec"]["replicas"] == 10
     assert app.deployment["metadata"]["labels"][labels.AUTOSCALED] == "true"
-    assert render(make_instance(max_instances=4)).replicas == 1
+    assert render(make_instance(max_instances=4)).replicas == 4
     assert render(make_instance(max_instances=4), Control(desired_state="stop")).replicas == 0
     assert render().autoscaled is False
+
+
+def test_rendered_app_carries_its_hpa_and_pdb() -> None:
+    autoscaled = render(make_instance(min_instances=2, max_instances=5))
+    assert autoscaled.hpa is not None and autoscaled.pdb is not None
+    assert autoscaled.hpa["kind"] == "HorizontalPodAutoscaler"
+    assert autoscaled.hpa["spec"]["scaleTargetRef"]["name"] == autoscaled.name
+    assert autoscaled.pdb["metadata"]["name"] == autoscaled.name
+    plain = render()
+    assert plain.hpa is None and plain.pdb is not None
+    assert plain.pdb["spec"]["selector"] == plain.deployment["spec"]["selector"]
+    stopped = render(make_instance(max_instances=5), Control(desired_state="stop"))
+    assert stopped.hpa is None and stopped.pdb is not None
 
 
 def test_force_bounce_changes_only_the_pod_template() -> None:

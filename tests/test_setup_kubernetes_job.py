@@ -2,9 +2,10 @@
 
 Covers: first run creates namespaces and Deployments; a second run makes zero writes (one GET);
 config, git sha, replica and stop changes become updates; hand edits are reverted; one bad
-instance (config error, 422, AlreadyExists from an unmanaged object) fails alone with a non-zero
-exit; 409/429/500 are retried; not-deployed instances are reported without failing; named
-instances; --dry-run prints the plan and a diff and writes nothing; `python -m` works.
+instance (config error, 422, AlreadyExists from an unmanaged object, a malformed deployments.json
+entry, two instances with one Kubernetes name) fails alone with a non-zero exit; 409/429/500 are
+retried; not-deployed instances are reported without failing; named instances; --dry-run prints
+the plan and a diff and writes nothing; `python -m` works.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from conftest import FakeApi
 from soa_builders import deployments_doc, write_tree
 
 from paasta_lite.kube import labels
+from paasta_lite.kube.run_lock import LEASE_NAMESPACE as LOCK_NAMESPACE
 from paasta_lite.setup_kubernetes_job import setup_kubernetes_job
 
 CLUSTER = "c1"
 SHA = "a" * 40
 NEW_SHA = "b" * 40
 DEPLOYMENTS = "/apis/apps/v1/namespaces/{ns}/deployments"
+MANAGED = labels.MANAGED_SELECTOR
 
 
 def last_line(result: Result) -> str:
@@ -58,6 +61,12 @@ def system(tmp_path: Path) -> Path:
     return directory
 
 
+@pytest.fixture(autouse=True)
+def lock_namespace(fake_api: FakeApi) -> None:
+    """The run lock's namespace, as on a cluster used before (its own creation is tested apart)."""
+    fake_api.server.put_object("namespaces", {"metadata": {"name": LOCK_NAMESPACE}})
+
+
 @pytest.fixture
 def run(fake_api: FakeApi, soa: Path, system: Path) -> Any:
     def invoke(*args: str) -> Result:
@@ -83,8 +92,8 @@ def test_first_run_creates_everything(run: Any, fake_api: FakeApi) -> None:
     assert "created web.main (paastasvc-web/web-main): does not exist yet" in result.stdout
     assert result.stdout.splitlines()[-1] == (
         "cluster c1: 3 created, 0 updated, 0 unchanged, 0 failed, 0 not deployed")
-    assert {n["metadata"]["name"] for n in fake_api.server.list_objects("namespaces")} == {
-        "paastasvc-web", "paastasvc-api"}
+    namespaces = fake_api.server.list_objects("namespaces", label_selector=MANAGED)
+    assert {n["metadata"]["name"] for n in namespaces} == {"paastasvc-web", "paastasvc-api"}
     api = deployment(fake_api, "api", "main")
     assert api["spec"]["replicas"] == 3 and api["metadata"]["labels"][labels.MANAGED] == "true"
     assert fake_api.server.count("POST", "/api/v1/namespaces$") == 2
@@ -96,8 +105,9 @@ def test_second_run_makes_no_writes(run: Any, fake_api: FakeApi) -> None:
     fake_api.server.reset_counts()
     result = run("-v")
     assert result.exit_code == 0, result.output
-    assert fake_api.server.writes() == []
-    assert fake_api.server.requests == [("GET", "/apis/apps/v1/deployments")]
+    assert fake_api.server.app_writes() == []
+    assert fake_api.server.app_requests() == [("GET", "/apis/apps/v1/deployments")]
+    assert fake_api.server.count(path="/leases") <= 3  # the run lock: read, take, give back
     assert "unchanged web.canary (paastasvc-web/web-canary): up to date" in result.stdout
     assert last_line(result).endswith("0 created, 0 updated, 3 unchanged, 0 failed, 0 not deployed")
 
@@ -115,7 +125,7 @@ def test_changes_become_updates(run: Any, fake_api: FakeApi, soa: Path) -> None:
     assert after["spec"]["replicas"] == 4 and after["metadata"]["generation"] == 2
     assert after["metadata"]["labels"][labels.GIT_SHA] == NEW_SHA
     assert after["metadata"]["labels"][labels.CONFIG_SHA] != before["metadata"]["labels"][labels.CONFIG_SHA]
-    assert fake_api.server.writes() == [("PUT", f"{DEPLOYMENTS.format(ns='paastasvc-api')}/api-main")]
+    assert fake_api.server.app_writes() == [("PATCH", f"{DEPLOYMENTS.format(ns='paastasvc-api')}/api-main")]
 
 
 def test_stop_scales_to_zero(run: Any, fake_api: FakeApi, soa: Path) -> None:
@@ -140,12 +150,12 @@ def test_hand_edits_are_reverted(run: Any, fake_api: FakeApi) -> None:
 
 def test_one_refused_instance_does_not_stop_the_others(run: Any, fake_api: FakeApi) -> None:
     message = 'Deployment.apps "api-main" is invalid: spec.template.spec.containers[0].image: Required value'
-    fake_api.server.fail_next("POST", "paastasvc-api/deployments$", 422, message=message)
+    fake_api.server.fail_next("PATCH", "paastasvc-api/deployments/api-main$", 422, message=message)
     result = run()
     assert result.exit_code == 1
     assert f"failed api.main (paastasvc-api/api-main): create refused by the API: {message}" in result.stderr
     assert last_line(result).endswith("2 created, 0 updated, 0 unchanged, 1 failed, 0 not deployed")
-    assert fake_api.server.count("POST", "deployments$") == 3  # 422 is not retried
+    assert fake_api.server.count("PATCH", "deployments/") == 3  # 422 is not retried
 
 
 def test_unmanaged_object_in_the_way_is_reported_not_touched(run: Any, fake_api: FakeApi) -> None:
@@ -154,19 +164,19 @@ def test_unmanaged_object_in_the_way_is_reported_not_touched(run: Any, fake_api:
     fake_api.server.put_object("deployments", squatter)
     result = run()
     assert result.exit_code == 1
-    assert ('failed web.main (paastasvc-web/web-main): create refused by the API: deployments.apps '
-            '"web-main" already exists') in result.stderr
+    assert ('failed web.main (paastasvc-web/web-main): Deployment "web-main" already exists in paastasvc-web '
+            'and is not managed by paasta_lite') in result.stderr
     assert deployment(fake_api, "web", "main")["spec"]["replicas"] == 9
-    assert fake_api.server.count("PUT") == 0
+    assert fake_api.server.count("PATCH", "web-main") == 0
 
 
 @pytest.mark.parametrize("status", [409, 429, 500])
 def test_transient_errors_are_retried(run: Any, fake_api: FakeApi, status: int) -> None:
-    fake_api.server.fail_next("POST", "deployments$", status, times=2)
+    fake_api.server.fail_next("PATCH", "deployments/", status, times=2)
     result = run()
     assert result.exit_code == 0, result.output
     assert len(fake_api.server.list_objects("deployments")) == 3
-    assert fake_api.server.count("POST", "deployments$") == 5
+    assert fake_api.server.count("PATCH", "deployments/") == 5
 
 
 def test_config_errors_and_not_deployed_instances(run: Any, fake_api: FakeApi, soa: Path) -> None:
@@ -177,6 +187,34 @@ def test_config_errors_and_not_deployed_instances(run: Any, fake_api: FakeApi, s
     assert "failed web.broken: " in result.stderr and "instances" in result.stderr
     assert "not deployed web.fresh: " in result.stdout
     assert last_line(result).endswith("3 created, 0 updated, 0 unchanged, 1 failed, 1 not deployed")
+
+
+def test_a_malformed_deployments_entry_fails_only_its_deploy_group(run: Any, fake_api: FakeApi,
+                                                                    soa: Path) -> None:
+    files = service_files("web", {"main": {"instances": 2}, "canary": {"instances": 1}})
+    files["web/deployments.json"]["v2"]["deployments"][f"{CLUSTER}.canary"]["git_sha"] = "abc123"
+    write_tree(soa, files)
+    result = run()
+    assert result.exit_code == 1
+    assert (f"failed web.canary: {soa}/web/deployments.json, field 'v2.deployments.c1.canary': git_sha must "
+            "be a full commit sha, 40 lower-case hexadecimal characters (got 'abc123')") in result.stderr
+    created = sorted(d["metadata"]["name"] for d in fake_api.server.list_objects("deployments"))
+    assert created == ["api-main", "web-main"]  # the file's other deploy group still deploys
+    assert last_line(result).endswith("2 created, 0 updated, 0 unchanged, 1 failed, 0 not deployed")
+
+
+def test_instances_with_the_same_kubernetes_name_fail_alone_every_run(run: Any, fake_api: FakeApi,
+                                                                      soa: Path) -> None:
+    files = service_files("web", {"main": {"instances": 2}, "main_1": {}, "main--1": {}})
+    write_tree(soa, files)
+    for _ in range(2):
+        result = run()
+        assert result.exit_code == 1
+        assert "failed web.main--1: " in result.stderr and "failed web.main_1: " in result.stderr
+        assert "both get the Kubernetes name 'web-main--1'" in result.stderr
+        created = [d["metadata"]["name"] for d in fake_api.server.list_objects("deployments")]
+        assert "web-main--1" not in created
+        assert not [write for write in fake_api.server.app_writes() if "web-main--1" in write[1]]
 
 
 def test_not_deployed_alone_is_success(run: Any, fake_api: FakeApi, soa: Path) -> None:
@@ -237,8 +275,8 @@ def test_actions_are_recorded_in_the_deploy_log(run: Any, private_home: Path) ->
 
 
 def test_a_create_whose_answer_was_lost_is_not_a_failure(run: Any, fake_api: FakeApi) -> None:
-    """The first POST lands but its answer is a 500; the retry gets AlreadyExists for our own object."""
-    fake_api.server.fail_next("POST", r"/deployments$", 500, after_applying=True)
+    """The first apply lands but its answer is a 500; applying again is harmless."""
+    fake_api.server.fail_next("PATCH", r"/deployments/", 500, after_applying=True)
     result = run()
     assert result.exit_code == 0, result.output
     assert "3 created" in last_line(result) and "0 failed" in last_line(result)

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from soa_builders import GOOD_SHA, deployments_doc, simple_service, write_tree
 
-from paasta_lite.config.soa_config import SoaDir, parse_pipeline
-from paasta_lite.errors import ConfigError
+from paasta_lite.config.deploy_yaml import parse_pipeline
+from paasta_lite.config.soa_config import SoaDir
+from paasta_lite.errors import ConfigError, Problem
 
 ANCHORS = """\
 _base: &base
@@ -112,7 +113,7 @@ def test_listing_services_clusters_and_instances(tmp_path: Path) -> None:
             "a/tron-c1.yaml": {"job": {}},
             "_shared/secrets/x.json": {},
             ".git/config": "x",
-            "not-a-dir": "x",
+            "README.md": "x",
         },
     )
     assert soa_dir.list_services() == ["a", "b"]
@@ -276,13 +277,19 @@ def test_deploy_yaml_pipeline(tmp_path: Path) -> None:
     service = soa(tmp_path, files).load_service("svc")
     assert service.deploy_groups == ("c1.canary", "a.main", "b.main", "c1.main")
     assert service.wait_for_deployment_groups == {"c1.canary", "b.main"}
-    assert service.warnings == ()
+    unused = {w.field: w.message for w in service.warnings}
+    assert unused == {
+        "pipeline[4].parallel[0].step": "deploy group 'a.main' is not used by any instance",
+        "pipeline[4].parallel[1].step": "deploy group 'b.main' is not used by any instance",
+        "pipeline[5].step": "deploy group 'c1.main' is not used by any instance (did you mean 'c1.canary'?)",
+    }
 
 
 def test_pipeline_warns_about_groups_not_in_it(tmp_path: Path) -> None:
     files = {**simple_service("svc", "c1", main={}), "svc/deploy.yaml": {"pipeline": [{"step": "x"}]}}
-    (warning,) = soa(tmp_path, files).load_service("svc").warnings
-    assert "deploy group 'c1.main' is used by instances but is not a step" in warning.message
+    warnings = [w.message for w in soa(tmp_path, files).load_service("svc").warnings]
+    assert warnings == ["deploy group 'c1.main' is used by instances but is not a step of the pipeline",
+                        "deploy group 'x' is not used by any instance"]
 
 
 def test_bad_deploy_yaml_fails_the_service(tmp_path: Path) -> None:
@@ -309,8 +316,8 @@ def test_deployments_json_is_attached(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
-        ("- a\n- b\n", "must be a mapping at the top level (got list)"),
-        ("just text\n", "must be a mapping at the top level (got str)"),
+        ("- a\n- b\n", "must be a mapping of instance names to settings (got list)"),
+        ("just text\n", "must be a mapping of instance names to settings (got str)"),
         ("main: {}\nmain: {}\n", "duplicate key 'main'"),
         ("main: {cpus: 1\n", "is not valid YAML (line"),
         (b"main: {cmd: \xff}\n", "is not valid UTF-8"),
@@ -329,9 +336,37 @@ def test_hostile_instance_files_fail_the_service_with_the_file_named(
     assert list(soa_dir.instances_for_cluster("c1").errors) == ["svc"]
 
 
-def test_empty_files_are_fine(tmp_path: Path) -> None:
-    service = soa(tmp_path, {"svc/service.yaml": "", "svc/kubernetes-c1.yaml": ""}).load_service("svc")
-    assert service.instances == {"c1": {}} and service.instance_names("c1") == frozenset()
+def test_empty_service_and_deploy_files_are_fine(tmp_path: Path) -> None:
+    files = {"svc/service.yaml": "", "svc/deploy.yaml": "# nothing yet\n",
+             "svc/kubernetes-c1.yaml": "main: {}\n"}
+    service = soa(tmp_path, files).load_service("svc")
+    assert service.instance_names("c1") == frozenset({"main"}) and service.deploy_groups == ()
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("", "defines no instances"),
+        ("# every instance commented out\n# main:\n#   cpus: 1\n", "defines no instances"),
+        ("null\n", "defines no instances"),
+        ("---\n", "defines no instances"),
+        ("{}\n", "defines no instances"),
+        ("_template: &t\n  cpus: 1\n", "defines no instances"),  # cut short before the instances
+        ("- main\n", "must be a mapping of instance names to settings (got list)"),
+        ("main\n", "must be a mapping of instance names to settings (got str)"),
+        ("3\n", "must be a mapping of instance names to settings (got int)"),
+    ],
+)
+def test_an_instance_file_without_instances_is_an_error_not_no_instances(
+    tmp_path: Path, content: str, fragment: str
+) -> None:
+    soa_dir = soa(tmp_path, {**simple_service("svc"), "svc/kubernetes-c2.yaml": content})
+    with pytest.raises(ConfigError) as excinfo:
+        soa_dir.load_service("svc")
+    (problem,) = excinfo.value.problems
+    assert problem.path.endswith("svc/kubernetes-c2.yaml") and fragment in problem.message
+    assert "to remove every instance of cluster 'c2', delete the file instead" in problem.message
+    assert list(soa_dir.instances_for_cluster("c2").errors) == ["svc"]
 
 
 def test_instance_body_of_wrong_type(tmp_path: Path) -> None:
@@ -383,3 +418,144 @@ def test_short_transposed_typo_gets_a_hint(tmp_path: Path) -> None:
     soa_dir = soa(tmp_path, {"svc/kubernetes-c1.yaml": "main:\n  mme: 128\n"})
     error = soa_dir.instances_for_cluster("c1").instance_errors["svc.main"]
     assert "did you mean 'mem'" in str(error)
+
+
+# --------------------------------------------------------------------------- unreadable service dirs
+
+
+def test_service_dir_symlink_loop_is_that_services_error(tmp_path: Path) -> None:
+    soa_dir = soa(tmp_path, simple_service("good"))
+    os.symlink("loop", soa_dir.path / "loop")  # a symlink to itself
+    assert soa_dir.list_services() == ["good", "loop"]
+    cluster = soa_dir.instances_for_cluster("c1")
+    assert list(cluster.services) == ["good"]
+    assert str(cluster.errors["loop"]).endswith("soa/loop: is a symlink loop")
+
+
+def test_file_where_the_service_dir_should_be_is_an_error(tmp_path: Path) -> None:
+    soa_dir = soa(tmp_path, {**simple_service("good"), "beta": "not a directory\n"})
+    os.symlink(soa_dir.path / "beta", soa_dir.path / "gamma")  # a symlink to a file
+    cluster = soa_dir.instances_for_cluster("c1")
+    assert sorted(cluster.errors) == ["beta", "gamma"]
+    for name in ("beta", "gamma"):
+        assert "is not a directory" in str(cluster.errors[name])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads directories whatever their mode")
+def test_unreadable_service_dir_is_an_error_not_no_instances(tmp_path: Path) -> None:
+    soa_dir = soa(tmp_path, {**simple_service("good"), **simple_service("locked")})
+    locked = soa_dir.path / "locked"
+    for mode in (0o000, 0o100, 0o400):  # nothing, search only (no listing), listing only (no files)
+        locked.chmod(mode)
+        try:
+            cluster = soa_dir.instances_for_cluster("c1")
+        finally:
+            locked.chmod(0o755)
+        assert list(cluster.errors) == ["locked"], oct(mode)
+        assert "permission denied" in str(cluster.errors["locked"]), oct(mode)
+
+
+# --------------------------------------------------------------------------- Kubernetes name clashes
+
+
+def test_instances_with_the_same_kubernetes_name_are_both_invalid(tmp_path: Path) -> None:
+    files = simple_service("svc", "c1", main_1={}, **{"main--1": {}}, other={})
+    service = soa(tmp_path, files).load_service("svc")
+    assert list(service.instances["c1"]) == ["other"]
+    assert service.instance_names("c1") == frozenset({"main_1", "main--1", "other"})  # cleanup keeps both
+    message = ("instances 'main--1' and 'main_1' both get the Kubernetes name 'svc-main--1' "
+               "(sanitising turns '_' into '--'); rename all but one")
+    found = sorted((p.instance, p.message) for p in service.problems)
+    assert found == [("main--1", message), ("main_1", message)]
+
+
+def test_a_clash_adds_to_an_instances_other_problems(tmp_path: Path) -> None:
+    files = simple_service("svc", "c1", a_b={"cpus": "x"}, **{"a--b": {}})
+    service = soa(tmp_path, files).load_service("svc")
+    assert [p.field for p in service.invalid_instances["c1"]["a_b"].problems] == ["cpus", None]
+    assert not service.instances["c1"]
+
+
+def test_clashes_are_per_cluster(tmp_path: Path) -> None:
+    files = {**simple_service("svc", "c1", main_1={}), "svc/kubernetes-c2.yaml": {"main--1": {}}}
+    service = soa(tmp_path, files).load_service("svc")
+    assert service.problems == () and list(service.instances["c2"]) == ["main--1"]
+
+
+# --------------------------------------------------------------------------- deploy.yaml keys and groups
+
+
+def test_deploy_yaml_unknown_keys_are_errors_with_a_hint(tmp_path: Path) -> None:
+    deploy = {
+        "pipline": [],
+        "pipeline": [
+            {"step": "c1.main", "wait_for_deploymnet": True},
+            {"parallel": [{"step": "c1.main", "parallel": []}]},
+        ],
+    }
+    with pytest.raises(ConfigError) as excinfo:
+        soa(tmp_path, {**simple_service("svc", "c1", main={}), "svc/deploy.yaml": deploy}).load_service("svc")
+    found = {(p.field, p.message) for p in excinfo.value.problems}
+    assert found == {
+        ("pipline", "unknown field (did you mean 'pipeline'?)"),
+        ("pipeline[0].wait_for_deploymnet", "unknown field (did you mean 'wait_for_deployment'?)"),
+        ("pipeline[1].parallel[0].parallel", "unknown field"),
+    }
+    assert all(p.path.endswith("svc/deploy.yaml") for p in excinfo.value.problems)
+
+
+def test_deploy_yaml_paasta_only_step_keys_warn(tmp_path: Path) -> None:
+    deploy = {"pipeline": [{"step": "c1.main", "auto_rollback": True, "slack_notify": False}]}
+    files = {**simple_service("svc", "c1", main={}), "svc/deploy.yaml": deploy}
+    service = soa(tmp_path, files).load_service("svc")
+    assert {w.field for w in service.warnings} == {"pipeline[0].auto_rollback", "pipeline[0].slack_notify"}
+    assert service.deploy_groups == ("c1.main",)
+
+
+def test_a_step_no_instance_uses_is_reported_with_a_hint(tmp_path: Path) -> None:
+    files = {
+        **simple_service("svc", "c1", main={"deploy_group": "prod.main"}),
+        "svc/kubernetes-c2.yaml": {"main": {"deploy_group": "prod.canary"}},
+        "svc/deploy.yaml": {"pipeline": [{"step": "prod.canary"}, {"step": "prod.mian"}, {"step": "itest"}]},
+    }
+    soa_dir = soa(tmp_path, files)
+    warnings = soa_dir.load_service("svc").warnings
+    assert warnings == (
+        Problem(str(soa_dir.path / "svc" / "deploy.yaml"),
+                "deploy group 'prod.main' is used by instances but is not a step of the pipeline"),
+        Problem(str(soa_dir.path / "svc" / "deploy.yaml"),
+                "deploy group 'prod.mian' is not used by any instance (did you mean 'prod.main'?)",
+                field="pipeline[1].step"),
+    )
+    # with one cluster loaded, the other clusters' groups are unknown: no guess is made
+    only_c2 = soa_dir.load_service("svc", clusters=["c2"]).warnings
+    assert not any("not used by any instance" in w.message for w in only_c2)
+
+
+# --------------------------------------------------------------------------- deployments.json entries
+
+
+def test_a_malformed_deployments_entry_stops_only_its_instances(tmp_path: Path) -> None:
+    doc = deployments_doc({"c1.main": GOOD_SHA, "c1.canary": GOOD_SHA, "c2.main": GOOD_SHA, "old": GOOD_SHA})
+    doc["v2"]["deployments"]["c1.main"]["git_sha"] = "abc123"
+    del doc["v2"]["deployments"]["c1.canary"]["docker_image"]
+    doc["v2"]["deployments"]["old"]["git_sha"] = None
+    files = {
+        **simple_service("svc", "c1", main={}, canary={}, other={}),
+        "svc/kubernetes-c2.yaml": {"main": {"deploy_group": "c1.main"}},
+        "svc/deployments.json": doc,
+    }
+    service = soa(tmp_path, files).load_service("svc")
+    assert sorted(service.instances["c1"]) == ["canary", "main", "other"]  # the configs are fine
+    assert service.deployments is not None and sorted(service.deployments.deployments) == ["c2.main"]
+    problems = {p.field: p.message for p in service.deployment_problems}
+    assert problems == {
+        "v2.deployments.c1.canary": "docker_image is missing; deploy group 'c1.canary' is not deployed until "
+        "this entry is fixed (generate_deployments_for_service rewrites it) (needed by canary on c1)",
+        "v2.deployments.c1.main": "git_sha must be a full commit sha, 40 lower-case hexadecimal characters "
+        "(got 'abc123'); deploy group 'c1.main' is not deployed until this entry is fixed "
+        "(generate_deployments_for_service rewrites it) (needed by main on c1, main on c2)",
+    }
+    (unused,) = [w for w in service.warnings if w.field == "v2.deployments.old"]
+    assert unused.message.startswith("git_sha is missing;") and unused.message.endswith(
+        "(no instance uses this deploy group)")

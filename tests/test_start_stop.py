@@ -114,7 +114,10 @@ def test_nothing_deployed_yet_exits_1(repos: GitRepos, soa: Soa) -> None:
 
 @pytest.mark.parametrize(
     ("instances", "cluster", "message"),
-    [("nope", "c1", "unknown instance(s) nope"), ("main", "c9", "no valid instance on cluster c9")],
+    [
+        ("nope", "c1", "unknown instance(s) nope"),
+        ("main", "c9", "no valid instance on cluster c9 (clusters: c1)"),
+    ],
 )
 def test_unknown_instance_or_cluster_exits_2(
     repos: GitRepos, soa: Soa, instances: str, cluster: str, message: str

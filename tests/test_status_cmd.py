@@ -3,9 +3,16 @@ KUBECONFIG, or through the paasta API served on a local port).
 
 Covers: running + intentionally stopped instances exit 0 and read "Stopped" (never Critical);
 a crash loop exits 1 with its reason and the unhealthy pod; -v adds the source and pods, -vv
-events and log tails; -o json; the API path and its errors (printed, exit 1); one hung cluster
-costs at most --timeout while the others print; filters (-i, -c, -l) and unknown names; colour
-only when asked or on a terminal, NO_COLOR honoured.
+events and log tails; -o json; the API path and its errors (printed; an API that does not
+answer exits 1 and names `make playground-forget-api`, one that does not know the instance
+exits 2); one hung cluster costs at most --timeout while the others print; filters (-i, -c, -l)
+and unknown names; colour only when asked or on a terminal, NO_COLOR honoured.
+
+Issue 11: minReadySeconds not elapsed reads Starting, not done, and says why; direct mode with a
+local system config unlike the cluster's reads a finished deploy as Running and done (soa hash),
+a soa-config change as Pending, and a Deployment without the annotation with a plain "cannot
+judge config drift" line; permanent errors (no or malformed kubeconfig, a cluster this host
+cannot read, 401/403, invalid config) exit 2, one line with the fix, no traceback.
 """
 
 from __future__ import annotations
@@ -19,12 +26,23 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from status_builders import CLUSTER, NAMESPACE, OLD_SHA, SERVICE, crash_loop, deploy, serve, write_soa
+from status_builders import (
+    CLUSTER,
+    NAMESPACE,
+    OLD_SHA,
+    SERVICE,
+    crash_loop,
+    dead_kubeconfig,
+    deploy,
+    serve,
+    write_soa,
+)
 
 from paasta_lite.api.app import ApiSettings
 from paasta_lite.cli import status_cmd
 from paasta_lite.cli.main import cli
 from paasta_lite.config.naming import app_name
+from paasta_lite.kube import labels
 
 
 @pytest.fixture
@@ -126,16 +144,37 @@ def test_api_errors_are_printed(env: Path, tmp_path: Path) -> None:
     soa = write_soa(tmp_path)
     (env / "api_endpoints.json").write_text(json.dumps({"api_endpoints": {CLUSTER: "http://127.0.0.1:9"}}))
     result = run("-s", SERVICE, "-d", str(soa), "-i", "main")
-    assert result.exit_code == 1
-    assert "Error: API http://127.0.0.1:9 unreachable: ConnectionError" in result.output
+    assert result.exit_code == 1  # may be back in a moment: not a permanent failure
+    assert result.output.splitlines()[1] == (
+        f"    Error: the paasta API of cluster {CLUSTER} at http://127.0.0.1:9 does not answer (connection"
+        " refused); if that API was stopped, remove its api_endpoints entry (playground: make"
+        " playground-forget-api)"
+    )
 
 
 def test_api_error_message_is_shown(api_endpoint: str, tmp_path: Path) -> None:
     # the CLI's soa dir knows an instance the API's does not: the API's 404 text is printed
     cli_soa = write_soa(tmp_path / "cli", instances={"main": {}, "ghost": {}})
     result = run("-s", SERVICE, "-d", str(cli_soa), "-i", "ghost")
-    assert result.exit_code == 1
-    assert f"Error: API {api_endpoint} answered 404: no instance named '{SERVICE}.ghost'" in result.output
+    assert result.exit_code == 2  # asking again will not help
+    api = f"the paasta API of cluster {CLUSTER} at {api_endpoint}"
+    assert f"Error: {api} answered 404: no instance named '{SERVICE}.ghost'" in result.output
+    assert "compare its -d/--soa-dir with yours" in result.output
+
+
+def test_an_api_without_a_kubeconfig_is_a_permanent_error(env: Path, tmp_path: Path) -> None:
+    from paasta_lite.kube.client import KubeClient
+
+    soa = write_soa(tmp_path)
+
+    def no_kubeconfig() -> Any:
+        return KubeClient(kubeconfig=str(tmp_path / "none"))
+
+    for served in serve(ApiSettings(str(soa), CLUSTER, no_kubeconfig)):
+        (env / "api_endpoints.json").write_text(json.dumps({"api_endpoints": {CLUSTER: served.url}}))
+        result = run("-s", SERVICE, "-d", str(soa), "-i", "main")
+    assert result.exit_code == 2
+    assert "answered 503: cluster kind-test could not be read: no kubeconfig" in result.output
 
 
 def test_one_hung_cluster_does_not_hold_up_the_others(env: Path, fake_api: Any, tmp_path: Path) -> None:
@@ -182,7 +221,7 @@ def test_invalid_instance_is_reported(env: Path, fake_api: Any, tmp_path: Path) 
     soa = write_soa(tmp_path, instances={"main": {"instances": "three"}, "ok": {"instances": 1}})
     deploy(fake_api.server, "ok", replicas=1)
     result = run("-s", SERVICE, "-d", str(soa))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "invalid configuration" in result.output and "State:      Running" in result.output
 
 
@@ -230,3 +269,153 @@ def test_an_image_version_that_needs_label_cleaning_still_reads_running(
     result = run("-s", SERVICE, "-d", str(soa), "-i", "main")
     assert result.exit_code == 0, result.output
     assert "State:      Running" in result.output
+
+
+# --------------------------------------------------------------------------- issue 11
+def test_min_ready_seconds_not_elapsed_is_not_done(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path, instances={"main": {"instances": 2}})
+    deploy(fake_api.server, "main", replicas=2, min_ready_seconds=60)
+    result = run("-s", SERVICE, "-d", str(soa))
+    assert result.exit_code == 1, result.output
+    assert "State:      Starting - starting: 2/2 ready, 0 available" in result.output
+    assert "Health:     2/2 ready, 0 available (unhealthy)" in result.output
+    assert "Reason:     MinReadySeconds" in result.output
+    assert (
+        "Deploy:     not done - 0/2 replicas available, waiting for 2 (2 ready; a pod counts as available"
+        " once ready for minReadySeconds 60s); Available=False (MinimumReplicasUnavailable)"
+    ) in result.output
+    fake_api.server.settle(NAMESPACE, app_name(SERVICE, "main"), ready_for=60)
+    later = run("-s", SERVICE, "-d", str(soa))
+    assert later.exit_code == 0 and "Deploy:     done - complete: 11111111 deployed at 2" in later.output
+
+
+def test_a_spec_the_controller_has_not_observed_is_pending(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path, instances={"main": {"instances": 3}})
+    deploy(fake_api.server, "main")
+    fake_api.client.patch_deployment(NAMESPACE, app_name(SERVICE, "main"), {"spec": {"minReadySeconds": 5}})
+    result = run("-s", SERVICE, "-d", str(soa))
+    pending = "State:      Pending - waiting for the controller to observe generation 2 (observed: 1)"
+    assert pending in result.output
+    assert "Reason:     NotObservedYet" in result.output and "Deploy:     not done" in result.output
+
+
+def setup_with(env: Path, soa: Path, system: dict[str, Any]) -> None:
+    """Run setup_kubernetes_job as the cluster would: with the cluster's own system config."""
+    from paasta_lite.setup_kubernetes_job import setup_kubernetes_job
+
+    cluster_etc = env.parent / "cluster_etc"
+    cluster_etc.mkdir(exist_ok=True)
+    (cluster_etc / "paasta.json").write_text(json.dumps({"cluster": CLUSTER, **system}))
+    result = CliRunner().invoke(
+        setup_kubernetes_job, ["-d", str(soa)], env={"PAASTA_SYSTEM_CONFIG_DIR": str(cluster_etc)}
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_laptop_with_another_system_config_reads_a_finished_deploy_as_done(
+    env: Path, fake_api: Any, tmp_path: Path
+) -> None:
+    soa = write_soa(tmp_path, instances={"main": {"instances": 2}})
+    volumes = [{"containerPath": "/etc/certs", "hostPath": "/etc/certs", "mode": "RO"}]
+    setup_with(env, soa, {"docker_registry": "registry.prod", "volumes": volumes})
+    fake_api.server.settle(NAMESPACE, app_name(SERVICE, "main"))
+    (env / "registry.json").write_text(json.dumps({"docker_registry": "registry.laptop"}))  # no volumes
+    result = run("-s", SERVICE, "-d", str(soa))
+    assert result.exit_code == 0, result.output
+    assert "State:      Running" in result.output and "Deploy:     done" in result.output
+    assert "Config:" not in result.output
+    (soa / SERVICE / f"kubernetes-{CLUSTER}.yaml").write_text("main: {instances: 2, cpus: 0.5}\n")
+    changed = run("-s", SERVICE, "-d", str(soa))
+    assert "State:      Pending - the configuration in the cluster differs from soa-configs" in changed.output
+    assert "Deploy:     not done" in changed.output
+
+
+def test_a_config_bounce_from_a_laptop_marks_the_new_replicaset_as_desired(
+    env: Path, fake_api: Any, tmp_path: Path
+) -> None:
+    soa = write_soa(tmp_path, instances={"main": {"instances": 2}})
+    cluster_config = {"docker_registry": "registry.prod"}
+    setup_with(env, soa, cluster_config)
+    name = app_name(SERVICE, "main")
+    fake_api.server.settle(NAMESPACE, name)
+    old = fake_api.server.get_object("deployments", NAMESPACE, name)["metadata"]["labels"][labels.CONFIG_SHA]
+    (soa / SERVICE / f"kubernetes-{CLUSTER}.yaml").write_text("main: {instances: 2, cpus: 0.5}\n")
+    setup_with(env, soa, cluster_config)
+    fake_api.server.settle(NAMESPACE, name, keep_old=True, ready_count=0)
+    new = fake_api.server.get_object("deployments", NAMESPACE, name)["metadata"]["labels"][labels.CONFIG_SHA]
+    result = run("-s", SERVICE, "-d", str(soa))  # the laptop's system config has no registry at all
+    assert "State:      Bouncing" in result.output, result.output
+    assert f"Version:    11111111 (desired), config {new}" in result.output
+    assert f"11111111 {new}  0/2 ready" in result.output and "(desired)" in result.output
+    assert f"11111111 {old}  2/2 ready, started 0s ago\n" in result.output  # not desired
+
+
+def test_a_deployment_without_the_soa_hash_says_config_drift_cannot_be_judged(
+    env: Path, fake_api: Any, tmp_path: Path
+) -> None:
+    soa = write_soa(tmp_path, instances={"main": {"instances": 3}})
+    deploy(fake_api.server, "main")  # written like an older setup_kubernetes_job: no annotation
+    result = run("-s", SERVICE, "-d", str(soa))
+    assert result.exit_code == 0, result.output
+    assert (
+        "    Config:     cannot judge config drift from here: the Deployment has no"
+        " paasta.yelp.com/soa_config_sha annotation"
+    ) in result.output
+
+
+def one_line_error(result: Any) -> str:
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    errors = [line.strip() for line in result.output.splitlines() if line.strip().startswith("Error:")]
+    assert errors, result.output
+    return errors[0]
+
+
+def test_missing_kubeconfig_exits_2_with_the_fix(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    soa = write_soa(tmp_path)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "nowhere"))
+    result = run("-s", SERVICE, "-d", str(soa), "-i", "main")
+    assert result.exit_code == 2
+    assert one_line_error(result) == (
+        f"Error: no kubeconfig: {tmp_path / 'nowhere'} does not exist (and not running in a cluster); set"
+        " KUBECONFIG to your cluster's kubeconfig (playground: make k8s_fake_cluster)"
+    )
+    (tmp_path / "broken").write_text("clusters: [\n")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "broken"))
+    broken = run("-s", SERVICE, "-d", str(soa), "-i", "main")
+    assert broken.exit_code == 2 and "is not usable: not valid YAML" in one_line_error(broken)
+
+
+def test_a_cluster_without_an_api_that_is_not_ours_exits_2(env: Path, fake_api: Any, tmp_path: Path) -> None:
+    soa = write_soa(tmp_path, extra_clusters=("elsewhere",))
+    deploy(fake_api.server, "main")
+    result = run("-s", SERVICE, "-d", str(soa), "-i", "main")
+    assert result.exit_code == 2
+    assert f"{SERVICE}.main in {CLUSTER}" in result.output and "State:      Running" in result.output
+    error = one_line_error(result)
+    assert error.startswith("Error: cannot read cluster elsewhere from here: it has no api_endpoints entry")
+    assert f"KUBECONFIG is for this host's cluster {CLUSTER}" in error
+
+
+@pytest.mark.parametrize(("code", "words"), [(401, "refresh them"), (403, "ask for RBAC read access")])
+def test_refused_credentials_exit_2(env: Path, fake_api: Any, tmp_path: Path, code: int, words: str) -> None:
+    soa = write_soa(tmp_path)
+    fake_api.server.fail_next("GET", "deployments", code, times=10, message="no")
+    result = run("-s", SERVICE, "-d", str(soa), "-i", "main")
+    assert result.exit_code == 2
+    assert words in one_line_error(result)
+
+
+def test_an_unreachable_cluster_is_one_line_and_may_come_back(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    soa = write_soa(tmp_path)
+    monkeypatch.setenv("KUBECONFIG", dead_kubeconfig(tmp_path / "dead"))
+    result = run("-s", SERVICE, "-d", str(soa), "-i", "main")
+    assert result.exit_code == 1
+    assert one_line_error(result) == (
+        "Error: Kubernetes API http://127.0.0.1:9 unreachable (connection refused); is the cluster up?"
+        " (playground: make k8s_fake_cluster)"
+    )

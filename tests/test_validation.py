@@ -1,6 +1,7 @@
 """validation: one plain sentence per schema error (no "Additional properties are not allowed"),
 field paths, and the split of keys into errors (unknown, with a hint) and warnings (ignored PaaSTA
-keys). One test per error class a service owner can hit."""
+keys), also for keys nested in a file (deploy.yaml steps). One test per error class a service owner
+can hit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from paasta_lite.config.config_keys import IGNORED_INSTANCE_KEYS, INSTANCE_KEYS
+from paasta_lite.config.config_keys import (
+    IGNORED_INSTANCE_KEYS,
+    IGNORED_STEP_KEYS,
+    INSTANCE_KEYS,
+    PIPELINE_ENTRY_KEYS,
+    STEP_KEYS,
+)
 from paasta_lite.config.validation import classify_keys, did_you_mean, field_path, schema_problems
 
 
@@ -79,6 +86,18 @@ def test_classify_keys() -> None:
     assert "does not implement; ignored" in warnings[0].message
 
 
+def test_classify_keys_locates_nested_keys() -> None:
+    errors, warnings = classify_keys(
+        {"step": "prod.main", "wait_for_deploymnet": True, "auto_rollback": True},
+        known=STEP_KEYS, ignored=IGNORED_STEP_KEYS, path="deploy.yaml", instance=None,
+        field_prefix="pipeline[1].parallel[0]",
+    )
+    assert [(p.field, p.message) for p in errors] == [
+        ("pipeline[1].parallel[0].wait_for_deploymnet", "unknown field (did you mean 'wait_for_deployment'?)")
+    ]
+    assert [w.field for w in warnings] == ["pipeline[1].parallel[0].auto_rollback"]
+
+
 def test_did_you_mean() -> None:
     assert did_you_mean("healthcheck_url", INSTANCE_KEYS) == " (did you mean 'healthcheck_uri'?)"
     assert did_you_mean("qqqqq", INSTANCE_KEYS) == ""
@@ -86,3 +105,5 @@ def test_did_you_mean() -> None:
 
 def test_known_and_ignored_keys_do_not_overlap() -> None:
     assert not INSTANCE_KEYS & IGNORED_INSTANCE_KEYS
+    assert not (STEP_KEYS | PIPELINE_ENTRY_KEYS) & IGNORED_STEP_KEYS
+    assert STEP_KEYS < PIPELINE_ENTRY_KEYS == STEP_KEYS | {"parallel"}

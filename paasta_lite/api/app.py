@@ -9,8 +9,10 @@ Endpoints (documented in `openapi.yaml` beside this module, served at ``/v1/open
 
 Errors: 404 for an unknown route, service or instance (with a message saying which), 400 for a
 bad parameter, 405 for another method, 422 when the service's soa-configs are invalid, 503 when
-the cluster cannot be read (with the reason), 500 for a bug (logged with its traceback). PaaSTA
-answers errors in plain text that its CLI then hides; every answer here is JSON.
+the cluster cannot be read (with the reason, and ``"retryable": false`` when asking again cannot
+help: the API has no usable kubeconfig, or its credentials are refused), 500 for a bug (logged
+with its traceback). PaaSTA answers errors in plain text that its CLI then hides; every answer
+here is JSON.
 
 The app holds no state besides its settings; it loads the service's soa-configs per request
 (cheap: one service) so edits show up without a restart.
@@ -50,12 +52,20 @@ _INSTANCE_ROUTE = re.compile(
 
 
 class HttpError(Exception):
-    """An answer other than 200, with the message the client will read."""
+    """An answer other than 200, with the message the client will read (and, for a 503 that
+    asking again cannot fix, ``retryable=False``)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, retryable: bool | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retryable = retryable
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message}
+        if self.retryable is not None:
+            body["retryable"] = self.retryable
+        return body
 
 
 @dataclass
@@ -103,7 +113,7 @@ def make_app(settings: ApiSettings) -> Callable[[Environ, StartResponse], Iterab
             content_type, body = route(settings, path, parse_qs(environ.get("QUERY_STRING") or ""))
             status = 200
         except HttpError as error:
-            status, content_type, body = error.status, "application/json", _json({"message": error.message})
+            status, content_type, body = error.status, "application/json", _json(error.body())
         except Exception as error:  # a bug: answer JSON, keep the traceback in the server log
             log.exception("internal error serving %s", path)
             message = f"internal error: {type(error).__name__}: {error}"
@@ -174,9 +184,11 @@ def instance_status(settings: ApiSettings, service: str, instance: str, *, verbo
             kube, config, instance_config, verbose=verbose, source=source, system=settings.system
         )
     except KubeError as error:
-        raise HttpError(503, f"cluster {settings.cluster} could not be read: {error}") from error
+        message = f"cluster {settings.cluster} could not be read: {error}"
+        raise HttpError(503, message, retryable=error.retryable) from error
     except PaastaLiteError as error:  # e.g. no usable kubeconfig when the client is first built
-        raise HttpError(503, f"cluster {settings.cluster} is not reachable: {error}") from error
+        message = f"cluster {settings.cluster} is not reachable: {error}"
+        raise HttpError(503, message, retryable=False) from error
 
 
 def bounce_status(status: InstanceStatus) -> dict[str, Any]:

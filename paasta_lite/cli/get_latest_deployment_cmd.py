@@ -13,7 +13,7 @@ import click
 from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import service_option, soa_dir_option
 from paasta_lite.config.soa_config import SoaDir
-from paasta_lite.errors import NotDeployedError
+from paasta_lite.errors import ConfigError, NotDeployedError
 
 
 @click.command("get-latest-deployment", cls=PaastaCommand, context_settings=CONTEXT_SETTINGS)
@@ -26,6 +26,9 @@ from paasta_lite.errors import NotDeployedError
 def get_latest_deployment(service: str, group: str, as_json: bool, soa_dir: str) -> None:
     """Print the git sha deployed to a deploy group (exit 1 if none, 2 on configuration errors)."""
     config = SoaDir(soa_dir).load_service(service, clusters=[])
+    broken = config.deployments.broken_deployments.get(group) if config.deployments else None
+    if broken is not None:
+        raise ConfigError([broken])
     deployed = config.deployments.version_for(group) if config.deployments else None
     if deployed is None:
         raise NotDeployedError(

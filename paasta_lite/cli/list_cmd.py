@@ -79,8 +79,12 @@ def describe_service(service: ServiceConfig) -> list[str]:
     for cluster in service.clusters:
         lines.append(f"Cluster {cluster}:")
         for config in service.instances.get(cluster, {}).values():
-            version = service.deployments.version_for(config.deploy_group) if service.deployments else None
+            deployments = service.deployments
+            version = deployments.version_for(config.deploy_group) if deployments else None
             deployed = f"deployed {version.short_sha}" if version else "not deployed yet"
+            if deployments and deployments.problems_for(service.name, cluster, config.instance,
+                                                        config.deploy_group):
+                deployed = "its deployments.json entry is malformed (run `paasta validate`)"
             lines.append(
                 f"  {config.instance}: {config.instances} x ({config.cpus:g} cpu, {config.mem:g} MiB), "
                 f"deploy group {config.deploy_group}, {deployed}"

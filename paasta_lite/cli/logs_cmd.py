@@ -129,18 +129,19 @@ def format_pod_lines(lines: Iterable[LogLine], state: FollowState, *, colour: bo
 
 
 def format_events(events: Iterable[Event], *, colour: bool) -> list[Printed]:
-    """``2024-05-01 14:00:00 [deploy] kind.main: message`` (local time, like PaaSTA)."""
+    """``2024-05-01 14:00:00 [deploy] kind.main: message`` (local time, like PaaSTA); a service-wide
+    event (mark-for-deployment) has no location: ``... [deploy] message``."""
     printed = []
     for event in events:
         when = event.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         tag = f"[{event.component}]"
         if colour:
             tag = f"{DEPLOY_COLOUR}{tag}{RESET}"
-        where = f"{event.cluster}.{event.instance}"
+        where = event_log.event_location(event)
         nanos = (
             int(event.timestamp.timestamp()) * pod_logs.NANOS_PER_SECOND + event.timestamp.microsecond * 1000
         )
-        printed.append(Printed(nanos, f"{when} {tag} {where}: {event.message}"))
+        printed.append(Printed(nanos, f"{when} {tag} {where + ': ' if where else ''}{event.message}"))
     return printed
 
 

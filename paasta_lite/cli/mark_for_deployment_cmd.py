@@ -7,6 +7,11 @@ cluster, through `instance_status.fetch_instance_health` (the API of the cluster
 `api_endpoints` names one, else the cluster in KUBECONFIG) and decides with the one health rule
 (`InstanceHealth.done`, the same verdict `paasta status` and the API show). The only thing added
 here: the health must be about the version we marked, not an older one still in deployments.json.
+
+A status that cannot be read ends the wait at once when asking again cannot help (no kubeconfig,
+a cluster this host cannot read, 401/403, an instance the API does not know: exit 2 with the
+fix); "connection refused" is retried for `UNREACHABLE_GIVE_UP_S`, timeouts and 5xx/429 until
+the timeout (`instance_status.failure_kind`).
 """
 
 from __future__ import annotations
@@ -25,21 +30,26 @@ from paasta_lite.config.system_config import SystemConfig, load_system_config
 from paasta_lite.errors import PaastaLiteError, UsageError
 from paasta_lite.gitflow import remote as git_remote
 from paasta_lite.gitflow import tags as git_tags
-from paasta_lite.kube.errors import KubeError
 from paasta_lite.status import event_log
 from paasta_lite.status.health import InstanceHealth, Version
 from paasta_lite.status.instance_status import (
+    UNREACHABLE_GIVE_UP_S,
+    CannotGetStatus,
+    Failure,
     KubeReader,
-    StatusUnavailable,
+    explained,
+    failure_kind,
     fetch_instance_health,
     kube_from_kubeconfig,
+    require_direct_cluster,
 )
 
 DEFAULT_TIMEOUT_S = 3600.0
 DEFAULT_POLL_S = 10.0
 EXIT_CODES = (
     "Exit codes: 0 done (marked; with waiting, every instance runs the new version), 1 the push "
-    "failed, the deployment failed or timed out, 2 usage or configuration error."
+    "failed, the deployment failed or timed out, 2 usage or configuration error, or a status that "
+    "cannot be read however long we wait (no kubeconfig, 401/403, unknown cluster or instance)."
 )
 
 
@@ -137,11 +147,44 @@ def timeout_message(
 # --- the wait loop -------------------------------------------------------------------------------
 
 
-def _verdict(check: HealthCheck, config: InstanceConfig, target: Version) -> Verdict:
-    try:
-        return verdict_for(check(config), target)
-    except (StatusUnavailable, KubeError) as error:
-        return Verdict(False, f"could not get status this time: {error}", "StatusUnavailable")
+class _Reader:
+    """Asks for one instance's verdict; turns read failures into a verdict or a `CannotGetStatus`.
+
+    Remembers since when the instance's status source has not answered at all, so "connection
+    refused" ends the wait after `give_up` seconds instead of after the whole timeout.
+    """
+
+    def __init__(
+        self, check: HealthCheck, target: Version, clock: Callable[[], float], give_up: float
+    ) -> None:
+        self.check, self.target, self.clock, self.give_up = check, target, clock, give_up
+        self.silent_since: dict[tuple[str, str], float] = {}
+
+    def verdict(self, config: InstanceConfig) -> Verdict:
+        key = (config.cluster, config.instance)
+        try:
+            verdict = verdict_for(self.check(config), self.target)
+        except PaastaLiteError as error:
+            return self._failed(config, key, error)
+        self.silent_since.pop(key, None)
+        return verdict
+
+    def _failed(self, config: InstanceConfig, key: tuple[str, str], error: PaastaLiteError) -> Verdict:
+        kind = failure_kind(error)
+        where = f"{config.service}.{config.instance} in {config.cluster}"
+        stopped = "paasta_lite keeps deploying; only the waiting stopped"
+        if kind is Failure.PERMANENT:
+            message = f"cannot get the status of {where}: {explained(error)} ({stopped})"
+            raise CannotGetStatus(message) from error
+        if kind is Failure.UNREACHABLE:
+            since = self.silent_since.setdefault(key, self.clock())
+            if self.clock() - since >= self.give_up:
+                raise CannotGetStatus(
+                    f"no answer about {where} for {self.give_up:g} s: {explained(error)} ({stopped})"
+                ) from error
+        else:
+            self.silent_since.pop(key, None)
+        return Verdict(False, f"could not get status this time: {explained(error)}", "StatusUnavailable")
 
 
 def wait_for_instances(
@@ -154,18 +197,21 @@ def wait_for_instances(
     echo: Echo,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    give_up_unreachable: float = UNREACHABLE_GIVE_UP_S,
 ) -> None:
     """Poll until every target is done; print a line whenever an instance's verdict changes.
 
-    ``timeout=0`` checks once. Raises `DeploymentTimeout` listing what is not done.
+    ``timeout=0`` checks once. Raises `DeploymentTimeout` listing what is not done, or
+    `CannotGetStatus` (exit 2) as soon as a status cannot be read for good.
     """
     targets = list(targets)
     deadline = clock() + timeout
     pending = {(c.cluster, c.instance): c for c in targets}
     last: dict[tuple[str, str], Verdict] = {}
+    reader = _Reader(check, target, clock, give_up_unreachable)
     while True:
         for key, config in list(pending.items()):
-            verdict = _verdict(check, config, target)
+            verdict = reader.verdict(config)
             if last.get(key) != verdict:
                 mark = "done" if verdict.done else "waiting"
                 echo(f"  [{config.cluster}] {config.instance}: {mark}: {verdict.message}")
@@ -196,6 +242,7 @@ def health_checker(system: SystemConfig, soa_dir: str, service: str) -> HealthCh
         current = loaded.instances.get(config.cluster, {}).get(config.instance, config)
         client = None
         if not system.api_endpoints.get(config.cluster):
+            require_direct_cluster(system, config.cluster)
             if not kube:
                 kube.append(kube_from_kubeconfig()[0])
             client = kube[0]

@@ -82,3 +82,20 @@ def wants_colour(mode: str, *, isatty: bool, no_colour_env: str | None) -> bool:
 def stdout_wants_colour(mode: str) -> bool:
     """`wants_colour` for this process's stdout and environment."""
     return wants_colour(mode, isatty=sys.stdout.isatty(), no_colour_env=os.environ.get("NO_COLOR"))
+
+
+def reconciler_write_options(function: F) -> F:
+    """`--concurrency`, `--deadline`, `--lock-timeout`: how the reconcilers write (one run budget
+    for the run, see `kube/run_budget.py`; one lock per cluster, see `kube/run_lock.py`)."""
+    function = click.option(
+        "--lock-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+        help="Seconds to wait for another run's lock (the cluster's Lease) before giving up (exit 1).",
+    )(function)
+    function = click.option(
+        "--deadline", type=click.FloatRange(min=1), default=600.0, show_default=True,
+        help="Seconds this run may spend writing; what is left then is reported as not attempted.",
+    )(function)
+    return click.option(
+        "--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
+        help="Writes in flight at once (a namespace is always created before its apps).",
+    )(function)

@@ -1,10 +1,12 @@
 """`paasta render`: print the objects `setup_kubernetes_job` would apply, without a cluster.
 
 It loads the service and the system config exactly as the reconciler does and calls the same
-`render_service_instances`, so what it prints is what would be sent (Namespace, then each
-Deployment). stdout holds only the documents (pipe it to `kubectl apply -f -` or `diff`);
-instances that cannot be rendered are reported on stderr. For an autoscaled instance
-`spec.replicas` is its starting count; on updates the reconciler keeps the live count.
+`render_service_instances`, so what it prints is what would be sent (Namespace, then for each
+instance its Deployment, HorizontalPodAutoscaler if autoscaled, and PodDisruptionBudget). stdout
+holds only the documents (pipe it to `kubectl apply -f -` or `diff`); instances that cannot be
+rendered and the loader's warnings about them (e.g. autoscaling keys that have no effect) go to
+stderr. For an autoscaled instance `spec.replicas` is its first-deploy count (`max_instances`);
+on updates the reconciler keeps the live count, which the HPA owns.
 
 Exit code: 0 when everything asked for was rendered or is simply not deployed yet; an instance
 named with `-i` that is not deployed yet gives 1; a configuration problem gives its error's code.
@@ -37,14 +39,15 @@ class _PlainDumper(yaml.SafeDumper):
 
 
 def manifests(apps: Iterable[RenderedApp]) -> list[JsonDict]:
-    """Each app's Namespace (once per namespace, before its first Deployment), then the Deployment."""
+    """Each app's Namespace (once per namespace, before its first Deployment), then the Deployment,
+    its HorizontalPodAutoscaler (autoscaled instances) and its PodDisruptionBudget."""
     documents: list[JsonDict] = []
     seen: set[str] = set()
     for app in apps:
         if app.namespace not in seen:
             seen.add(app.namespace)
             documents.append(app.namespace_manifest)
-        documents.append(app.deployment)
+        documents.extend(doc for doc in (app.deployment, app.hpa, app.pdb) if doc is not None)
     return documents
 
 
@@ -67,6 +70,13 @@ def _check_instances(service: ServiceConfig, cluster: str, instances: Sequence[s
             f"no instance {', '.join(repr(u) for u in unknown)} of '{service.name}' on cluster '{cluster}' "
             f"(instances: {', '.join(sorted(known))})"
         )
+
+
+def _warn(service: ServiceConfig, instances: Sequence[str]) -> None:
+    """The loader's warnings about the service and the instances asked for (all when none named)."""
+    for warning in service.warnings:
+        if warning.instance is None or not instances or warning.instance in instances:
+            click.echo(f"warning: {warning}", err=True)
 
 
 def _report(errors: dict[str, PaastaLiteError], *, explicit: bool) -> int:
@@ -103,13 +113,17 @@ def render(
     ctx: click.Context, service: str, instances: tuple[str, ...], cluster: str | None, soa_dir: str,
     output: str,
 ) -> None:
-    """Print the Namespace and Deployment(s) setup_kubernetes_job would apply. Needs no cluster."""
+    """Print the Namespace, Deployment(s), HPA(s) and PDB(s) setup_kubernetes_job would apply.
+
+    Needs no cluster.
+    """
     system = load_system_config()
     cluster_name = system.require_cluster(cluster)
     config = SoaDir(soa_dir).load_service(service, clusters=[cluster_name])
     _check_instances(config, cluster_name, instances)
     apps, errors = render_service_instances(config, cluster_name, system, only=instances or None)
     click.echo(format_manifests(manifests(apps), output), nl=False)
+    _warn(config, instances)
     code = _report(errors, explicit=bool(instances))
     if code:
         ctx.exit(code)

@@ -41,12 +41,18 @@ ACTIONS = {
 }
 
 
-def select_instances(service: ServiceConfig, cluster: str, names: str) -> list[InstanceConfig]:
-    """The instances named in ``names`` (comma separated) on ``cluster``; unknown ones are an error."""
+def select_instances(
+    service: ServiceConfig, cluster: str, names: str, *, clusters: list[str]
+) -> list[InstanceConfig]:
+    """The instances named in ``names`` (comma separated) on ``cluster``; unknown ones are an error.
+
+    ``service`` is loaded for ``cluster`` only, so the service's clusters (``clusters``, from its
+    file names) are passed in for the message that names them.
+    """
     on_cluster = service.instances.get(cluster)
     if not on_cluster:
-        clusters = ", ".join(sorted(c for c, i in service.instances.items() if i)) or "none"
-        raise UsageError(f"{service.name} has no valid instance on cluster {cluster} (clusters: {clusters})")
+        known = ", ".join(sorted(clusters)) or "none"
+        raise UsageError(f"{service.name} has no valid instance on cluster {cluster} (clusters: {known})")
     wanted = [name.strip() for name in names.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in on_cluster]
     if unknown or not wanted:
@@ -74,8 +80,9 @@ def outcome_message(action: Action, config: InstanceConfig, tag: str, sha: str) 
 
 def set_state(action: Action, soa_dir: str, service_name: str, cluster: str, instances: str) -> None:
     """Push one state tag per selected instance and say what happens next."""
-    service = SoaDir(soa_dir).load_service(service_name, clusters=[cluster])
-    selected = select_instances(service, cluster, instances)
+    soa = SoaDir(soa_dir)
+    service = soa.load_service(service_name, clusters=[cluster])
+    selected = select_instances(service, cluster, instances, clusters=soa.clusters_of(service_name))
     url = git_remote.require_git_url(service.git_url, service.path)
     system = load_system_config(missing_ok=True)
     with git_remote.RemoteRepo(url) as remote:

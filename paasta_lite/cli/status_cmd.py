@@ -3,9 +3,14 @@
 For each selected cluster the status comes from that cluster's paasta API (`api_endpoints` in
 the system config) or, when none is configured, straight from the cluster in KUBECONFIG (`-v`
 says which). Every instance is queried concurrently; one slow cluster costs at most `--timeout`.
-Errors are printed under the instance they concern, never swallowed. Exit 0 when every shown
-instance is healthy or intentionally stopped, 1 otherwise. Colour only on a terminal, and
-`NO_COLOR` is honoured (`--color always|never` overrides both).
+Errors are printed under the instance they concern, never swallowed, with the fix when there is
+one. Exit 0 when every shown instance is healthy or intentionally stopped; 2 when some status
+could not be read for a reason that asking again will not fix (no kubeconfig, a cluster this
+host cannot read, 401/403, an instance the API does not know, invalid configuration: see
+`instance_status.failure_kind`), so scripts that poll stop at once; 1 otherwise (unhealthy, or
+could not tell this time). `-o json` prints one `StatusReport` (api/openapi.yaml): the API's
+`InstanceStatus` per instance, or an error row. Colour only on a terminal, and `NO_COLOR` is
+honoured (`--color always|never` overrides both).
 """
 
 from __future__ import annotations
@@ -34,10 +39,14 @@ from paasta_lite.config.system_config import SystemConfig, load_system_config
 from paasta_lite.errors import PaastaLiteError, UsageError
 from paasta_lite.status.health import InstanceHealth, State
 from paasta_lite.status.instance_status import (
+    Failure,
     InstanceStatus,
     KubeReader,
+    explained,
+    failure_kind,
     fetch_instance_status,
     kube_from_kubeconfig,
+    require_direct_cluster,
 )
 
 STATE_COLOURS = {
@@ -69,10 +78,19 @@ class Outcome:
     target: Target
     status: InstanceStatus | None
     error: str | None
+    #: what kind of error (`instance_status.Failure`); None when there is a status
+    failure: Failure | None = None
 
     @property
     def ok(self) -> bool:
         return self.status is not None and self.status.health.healthy
+
+
+def exit_code(outcomes: Sequence[Outcome]) -> int:
+    """2 if any status could not be read for a permanent reason, else 1 unless all are healthy."""
+    if any(outcome.failure is Failure.PERMANENT for outcome in outcomes):
+        return 2
+    return 0 if all(outcome.ok for outcome in outcomes) else 1
 
 
 def split_list(value: str | None) -> list[str] | None:
@@ -121,35 +139,36 @@ def _names(service: ServiceConfig, cluster: str) -> set[str]:
     return set(service.instances.get(cluster, {})) | set(service.invalid_instances.get(cluster, {}))
 
 
-def run_concurrently(
-    tasks: dict[int, Callable[[], Any]], timeout: float
-) -> dict[int, tuple[Any, str | None]]:
-    """Run every task on its own daemon thread; results or errors within `timeout` seconds.
+Answer = tuple[Any, str | None, Failure | None]
+
+
+def run_concurrently(tasks: dict[int, Callable[[], Any]], timeout: float) -> dict[int, Answer]:
+    """Run every task on its own daemon thread; (result, error, failure kind) within `timeout` s.
 
     Daemon threads: a hung request never keeps the process alive after we print the answer.
     """
-    results: queue.Queue[tuple[int, Any, str | None]] = queue.Queue()
+    results: queue.Queue[tuple[int, Answer]] = queue.Queue()
 
     def worker(key: int, task: Callable[[], Any]) -> None:
         try:
-            results.put((key, task(), None))
+            results.put((key, (task(), None, None)))
         except PaastaLiteError as error:
-            results.put((key, None, str(error)))
+            results.put((key, (None, explained(error), failure_kind(error))))
         except Exception as error:  # report a bug against its instance; the others still print
-            results.put((key, None, f"internal error: {type(error).__name__}: {error}"))
+            results.put((key, (None, f"internal error: {type(error).__name__}: {error}", Failure.PERMANENT)))
 
     for key, task in tasks.items():
         threading.Thread(target=worker, args=(key, task), daemon=True).start()
-    done: dict[int, tuple[Any, str | None]] = {}
+    done: dict[int, Answer] = {}
     deadline = time.monotonic() + timeout
     while len(done) < len(tasks):
         try:
-            key, value, error = results.get(timeout=max(0.0, deadline - time.monotonic()))
+            key, answer = results.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             break
-        done[key] = (value, error)
+        done[key] = answer
     for key in tasks:
-        done.setdefault(key, (None, f"no answer within {timeout:g} s (timed out)"))
+        done.setdefault(key, (None, f"no answer within {timeout:g} s (timed out)", Failure.TRANSIENT))
     return done
 
 
@@ -177,6 +196,7 @@ def fetch_all(
             assert target.config is not None
             if system.api_endpoints.get(target.cluster):
                 return fetch_instance_status(system, service, target.config, verbose=verbose, timeout=timeout)
+            require_direct_cluster(system, target.cluster)
             kube, where = direct.get()
             status = fetch_instance_status(system, service, target.config, verbose=verbose, kube=kube)
             return InstanceStatus(
@@ -194,8 +214,8 @@ def fetch_all(
     answers = run_concurrently(tasks, timeout)
     outcomes = []
     for n, target in enumerate(targets):
-        value, error = answers.get(n, (None, target.problem))
-        outcomes.append(Outcome(target, value, error))
+        value, error, failure = answers.get(n, (None, target.problem, Failure.PERMANENT))
+        outcomes.append(Outcome(target, value, error, failure))
     return outcomes
 
 
@@ -216,7 +236,8 @@ def health_text(health: InstanceHealth) -> str:
     if health.state in (State.STOPPED, State.STOPPING):
         return f"stopped on purpose ({health.ready} ready, 0 wanted)"
     verdict = "healthy" if health.healthy else "unhealthy"
-    return f"{health.ready}/{health.expected} ready ({verdict})"
+    available = f", {health.available} available" if health.available != health.ready else ""
+    return f"{health.ready}/{health.expected} ready{available} ({verdict})"
 
 
 def render_outcome(outcome: Outcome, *, verbose: int, now: float, style: Callable[..., str]) -> list[str]:
@@ -240,6 +261,8 @@ def render_outcome(outcome: Outcome, *, verbose: int, now: float, style: Callabl
     if health.reason and health.state not in (State.RUNNING, State.STOPPED):
         lines.append(f"    Reason:     {health.reason}")
     lines.append(f"    Deploy:     {'done' if health.done else 'not done'} - {health.done_message}")
+    if health.config_note:
+        lines.append(f"    Config:     {health.config_note}")
     if health.versions:
         lines.append("    Versions:")
     for running in health.versions:
@@ -343,23 +366,28 @@ def status(
             click.echo(
                 "\n".join(render_outcome(outcome, verbose=verbose, now=now, style=style)), color=colour
             )
-    if not all(outcome.ok for outcome in outcomes):
-        ctx.exit(1)
+    code = exit_code(outcomes)
+    if code:
+        ctx.exit(code)
 
 
 def json_report(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """The `StatusReport` of api/openapi.yaml: per instance the API's `InstanceStatus`, or an
+    `InstanceError` row (service, cluster, instance, error, failure)."""
     rows = []
     for outcome in outcomes:
         if outcome.status is not None:
             rows.append(outcome.status.to_dict())
         else:
             target = outcome.target
+            failure = outcome.failure or Failure.PERMANENT
             rows.append(
                 {
                     "service": target.service,
                     "cluster": target.cluster,
                     "instance": target.instance,
-                    "error": outcome.error,
+                    "error": outcome.error or "unknown error",
+                    "failure": failure.value,
                 }
             )
     return {"healthy": all(o.ok for o in outcomes), "instances": rows}

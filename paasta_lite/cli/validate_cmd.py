@@ -11,13 +11,16 @@ from paasta_lite.cli.base import CONTEXT_SETTINGS, PaastaCommand
 from paasta_lite.cli.options import soa_dir_option
 from paasta_lite.config.soa_config import INSTANCE_FILE_PREFIX, ServiceConfig, SoaDir
 from paasta_lite.config.system_config import SystemConfig, load_system_config
-from paasta_lite.errors import ConfigError, NotConfiguredError, Problem, UsageError
+from paasta_lite.errors import ConfigError, FileSystemError, NotConfiguredError, Problem, UsageError
 
 
 def _service_from_cwd() -> tuple[str, str] | None:
     """(soa_dir, service) when the current directory looks like a service directory."""
-    cwd = Path.cwd()
-    names = os.listdir(cwd)
+    try:
+        cwd = Path.cwd()
+        names = os.listdir(cwd)
+    except OSError as error:
+        raise FileSystemError(".", f"cannot be listed: {error.strerror or error}") from error
     if "service.yaml" in names or any(n.startswith(INSTANCE_FILE_PREFIX) for n in names):
         return str(cwd.parent), cwd.name
     return None
@@ -49,7 +52,7 @@ def validate_service(
     warnings = list(service.warnings) + _cluster_warnings(service, system)
     count = sum(len(by_name) for by_name in service.instances.values())
     summary = f"{count} valid instance(s) on {len(service.clusters)} cluster(s)"
-    return list(service.problems), warnings, summary
+    return [*service.problems, *service.deployment_problems], warnings, summary
 
 
 @click.command(cls=PaastaCommand, context_settings=CONTEXT_SETTINGS)

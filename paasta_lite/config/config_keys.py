@@ -14,7 +14,7 @@ INSTANCE_KEYS: frozenset[str] = frozenset(load_schema("instance")["properties"])
 #: Instance keys PaaSTA knows that paasta_lite accepts and ignores.
 IGNORED_INSTANCE_KEYS: frozenset[str] = frozenset(
     """
-    registrations pool node_selectors node_selectors_preferred autoscaling monitoring
+    registrations pool node_selectors node_selectors_preferred monitoring
     deploy_whitelist deploy_blacklist iam_role iam_role_provider service_account_name fs_group
     fs_group_change_policy lifecycle cap_add privileged persistent_volumes aws_ebs_volumes
     secret_volumes projected_sa_volumes anti_affinity topology_spread_constraints prometheus_shard
@@ -22,7 +22,7 @@ IGNORED_INSTANCE_KEYS: frozenset[str] = frozenset(
     datastore_credentials drain_method drain_method_params sidecar_resource_requirements
     dependencies_reference extra_docker_args net role marathon_shard gpus weight
     is_istio_sidecar_injection_enabled bounce_start_deadline backoff_factor backoff_seconds
-    max_launch_delay_seconds host_port replication_threshold unhealthy_pod_eviction_policy
+    max_launch_delay_seconds host_port replication_threshold
     cost_owner ssm_secrets pod_management_policy startup_probe_timeout_seconds
     enable_hacheck_sidecar hacheck_sidecar_volumes storage_class_name constraints extra_constraints
     pool_constraints horizontal_autoscaling boost_start_delay monitoring_blacklist
@@ -33,6 +33,21 @@ IGNORED_INSTANCE_KEYS: frozenset[str] = frozenset(
 #: Keys of service.yaml that describe the service rather than give instance defaults.
 SERVICE_KEYS: frozenset[str] = frozenset({"description", "external_link", "git_url", "docker_registry"})
 IGNORED_SERVICE_KEYS: frozenset[str] = frozenset({"owner", "team", "runbook", "tier", "lightweight"})
+
+#: deploy.yaml: the top-level and pipeline-step keys the deploy schema checks; the other step
+#: keys of PaaSTA's deploy_schema.json are accepted with a warning (its top level has no others).
+DEPLOY_KEYS: frozenset[str] = frozenset(load_schema("deploy")["properties"])
+STEP_KEYS: frozenset[str] = frozenset(load_schema("deploy")["$defs"]["step"]["properties"])
+PIPELINE_ENTRY_KEYS: frozenset[str] = frozenset(load_schema("deploy")["$defs"]["entry"]["properties"])
+IGNORED_STEP_KEYS: frozenset[str] = frozenset(
+    """
+    display_step_for_confirmation confirmation_required auto_rollback auto_certify_delay
+    auto_abandon_delay auto_rollback_delay warn command slack_notify ignore_failure
+    notify_after_mark notify_after_good_deploy notify_after_auto_rollback notify_after_abort
+    deployment_steps abandon_above_breakage_pct complete_below_breakage_pct prompt_after_abandon
+    confirm_complete enable_automated_deploys
+    """.split()
+)
 
 #: Files PaaSTA knows that paasta_lite ignores (with one warning each).
 IGNORED_FILES: frozenset[str] = frozenset(

@@ -4,12 +4,18 @@
 group runs; `controls["<service>:<cluster>.<instance>"] = {desired_state, force_bounce}` says
 whether an instance should run and when it was last asked to restart. The v1 section PaaSTA
 still writes is neither read nor written.
+
+Parsing is per entry: a malformed entry (a git_sha that is not a full commit sha, no
+docker_image, a bad desired_state) is recorded in `broken_deployments` / `broken_controls` and
+stops only the instances that use it (`problems_for`); the other deploy groups still deploy. A
+file that is not a v2 document at all is a `ConfigError` for the whole service.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +24,7 @@ from paasta_lite.config.files import atomic_write_text, load_json_file
 from paasta_lite.errors import ConfigError, Problem
 
 DESIRED_STATES = ("start", "stop")
+_GIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -55,12 +62,27 @@ class Control:
 class DeploymentsJson:
     deployments: Mapping[str, DeployedVersion] = field(default_factory=dict)
     controls: Mapping[str, Control] = field(default_factory=dict)
+    #: deploy group -> why its entry is unusable (its instances must not deploy; never written back)
+    broken_deployments: Mapping[str, Problem] = field(default_factory=dict)
+    #: control key -> why its entry is unusable (that instance must not deploy; never written back)
+    broken_controls: Mapping[str, Problem] = field(default_factory=dict)
 
     def version_for(self, deploy_group: str) -> DeployedVersion | None:
         return self.deployments.get(deploy_group)
 
     def control_for(self, service: str, cluster: str, instance: str) -> Control:
         return self.controls.get(control_key(service, cluster, instance), Control())
+
+    def problems_for(
+        self, service: str, cluster: str, instance: str, deploy_group: str
+    ) -> tuple[Problem, ...]:
+        """Why the entries an instance needs cannot be used (empty: nothing wrong with them).
+
+        Callers must check this before `version_for`: a broken entry is not "not deployed yet".
+        """
+        found = [self.broken_deployments.get(deploy_group),
+                 self.broken_controls.get(control_key(service, cluster, instance))]
+        return tuple(problem for problem in found if problem is not None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,35 +103,48 @@ def docker_image_for(service: str, git_sha: str, image_version: str | None = Non
     return f"services-{service}:paasta-{git_sha}{suffix}"
 
 
-def _parse_version(group: str, data: Any, path: str) -> DeployedVersion:
-    field_name = f"v2.deployments.{group}"
-    if not isinstance(data, dict) or not isinstance(data.get("docker_image"), str) or not isinstance(
-        data.get("git_sha"), str
-    ):
-        raise ConfigError.single(path, "must have text docker_image and git_sha", field=field_name)
-    image_version = data.get("image_version")
-    if image_version is not None and not isinstance(image_version, str):
-        raise ConfigError.single(path, "image_version must be text or null", field=field_name)
-    return DeployedVersion(data["docker_image"], data["git_sha"], image_version)
-
-
-def _parse_control(key: str, data: Any, path: str) -> Control:
-    field_name = f"v2.controls.{key}"
+def _version_issues(data: Any) -> list[str]:
     if not isinstance(data, dict):
-        raise ConfigError.single(path, "must be a mapping", field=field_name)
+        return ["must be a mapping with docker_image and git_sha"]
+    issues = []
+    image, sha, image_version = data.get("docker_image"), data.get("git_sha"), data.get("image_version")
+    if image is None:
+        issues.append("docker_image is missing")
+    elif not isinstance(image, str) or not image:
+        issues.append(f"docker_image must be text (got {image!r})")
+    if sha is None:
+        issues.append("git_sha is missing")
+    elif not isinstance(sha, str) or not _GIT_SHA.match(sha):
+        issues.append(
+            f"git_sha must be a full commit sha, 40 lower-case hexadecimal characters (got {sha!r})"
+        )
+    if image_version is not None and not isinstance(image_version, str):
+        issues.append("image_version must be text or null")
+    return issues
+
+
+def _control_issues(data: Any) -> list[str]:
+    if not isinstance(data, dict):
+        return ["must be a mapping"]
+    issues = []
     state = data.get("desired_state", "start")
     if state not in DESIRED_STATES:
-        raise ConfigError.single(
-            path, f"desired_state must be start or stop (got {state!r})", field=field_name
-        )
+        issues.append(f"desired_state must be start or stop (got {state!r})")
     force_bounce = data.get("force_bounce")
     if force_bounce is not None and not isinstance(force_bounce, str):
-        raise ConfigError.single(path, "force_bounce must be text or null", field=field_name)
-    return Control(state, force_bounce)
+        issues.append("force_bounce must be text or null")
+    return issues
+
+
+_UNTIL_FIXED = "not deployed until this entry is fixed (generate_deployments_for_service rewrites it)"
 
 
 def parse_deployments_json(data: Any, path: str) -> DeploymentsJson:
-    """Parse the v2 section of a deployments.json document (pure)."""
+    """Parse the v2 section of a deployments.json document (pure).
+
+    Raises `ConfigError` when the document is not a v2 deployments.json; malformed entries are
+    recorded per deploy group / control key instead (see the module docstring).
+    """
     if not isinstance(data, dict):
         raise ConfigError([Problem(path, "must contain a JSON object")])
     v2 = data.get("v2")
@@ -121,10 +156,25 @@ def parse_deployments_json(data: Any, path: str) -> DeploymentsJson:
     controls = v2.get("controls", {})
     if not isinstance(deployments, dict) or not isinstance(controls, dict):
         raise ConfigError.single(path, "v2.deployments and v2.controls must be mappings", field="v2")
-    return DeploymentsJson(
-        deployments={g: _parse_version(g, d, path) for g, d in deployments.items()},
-        controls={k: _parse_control(k, c, path) for k, c in controls.items()},
-    )
+    versions, broken_versions = {}, {}
+    for group, entry in deployments.items():
+        issues = _version_issues(entry)
+        if issues:
+            message = f"{'; '.join(issues)}; deploy group '{group}' is {_UNTIL_FIXED}"
+            broken_versions[group] = Problem(path, message, field=f"v2.deployments.{group}")
+        else:
+            versions[group] = DeployedVersion(
+                entry["docker_image"], entry["git_sha"], entry.get("image_version")
+            )
+    parsed_controls, broken_controls = {}, {}
+    for key, entry in controls.items():
+        issues = _control_issues(entry)
+        if issues:
+            message = f"{'; '.join(issues)}; instance {key} is {_UNTIL_FIXED}"
+            broken_controls[key] = Problem(path, message, field=f"v2.controls.{key}")
+        else:
+            parsed_controls[key] = Control(entry.get("desired_state", "start"), entry.get("force_bounce"))
+    return DeploymentsJson(versions, parsed_controls, broken_versions, broken_controls)
 
 
 def format_deployments_json(deployments: DeploymentsJson) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from paasta_lite.config.autoscaling import Autoscaling, autoscaling_problems, parse_autoscaling
 from paasta_lite.config.naming import job_id, namespace_for
 from paasta_lite.config.volumes import Volume, parse_volume
 from paasta_lite.errors import Problem
@@ -66,10 +67,15 @@ class InstanceConfig:
     healthcheck_max_consecutive_failures: int = 30
     bounce_method: str = "crossover"
     bounce_margin_factor: float = 0.95
+    #: whether the config sets `bounce_margin_factor` (PaaSTA derives the PDB from it only then)
+    bounce_margin_factor_is_set: bool = False
     bounce_overprovision_factor: float | None = None
     min_task_uptime: int = 0
     extra_volumes: tuple[Volume, ...] = ()
     docker_registry: str | None = None
+    autoscaling: Autoscaling = field(default_factory=Autoscaling)
+    #: the PDB's `unhealthyPodEvictionPolicy`; None: the system config's
+    unhealthy_pod_eviction_policy: str | None = None
 
     @property
     def job_id(self) -> str:
@@ -113,7 +119,7 @@ def semantic_problems(merged: Mapping[str, Any], *, path: str, instance: str) ->
         problems.append(
             Problem(path, f"min_instances ({low}) is above max_instances ({high})", instance, "min_instances")
         )
-    return problems
+    return problems + autoscaling_problems(merged, path=path, instance=instance)
 
 
 def format_deploy_group(template: str, *, service: str, cluster: str, instance: str) -> str:
@@ -161,8 +167,11 @@ def build_instance_config(
         healthcheck_max_consecutive_failures=int(values["healthcheck_max_consecutive_failures"]),
         bounce_method=str(values["bounce_method"]),
         bounce_margin_factor=float(values["bounce_margin_factor"]),
+        bounce_margin_factor_is_set="bounce_margin_factor" in merged,
         bounce_overprovision_factor=values.get("bounce_overprovision_factor"),
         min_task_uptime=int((values.get("bounce_health_params") or {}).get("min_task_uptime", 0)),
         extra_volumes=tuple(parse_volume(v) for v in values.get("extra_volumes") or ()),
         docker_registry=docker_registry,
+        autoscaling=parse_autoscaling(values.get("autoscaling")),
+        unhealthy_pod_eviction_policy=values.get("unhealthy_pod_eviction_policy"),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 DNS_LABEL_MAX = 63
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -61,6 +61,18 @@ def namespace_for(service: str) -> str:
 def app_name(service: str, instance: str) -> str:
     """The Deployment name of a service.instance: `<sanitised service>-<sanitised instance>`."""
     return limit_with_hash(f"{sanitise_name(service)}-{sanitise_name(instance)}")
+
+
+def app_name_collisions(service: str, instances: Iterable[str]) -> dict[str, list[str]]:
+    """Deployment name -> the instances (two or more, sorted) that would all get it.
+
+    Sanitising is not one-to-one (`main_1` and `main--1` both become `main--1`): such instances
+    would overwrite each other's Deployment on every run, so the loader refuses them together.
+    """
+    by_name: dict[str, list[str]] = {}
+    for instance in instances:
+        by_name.setdefault(app_name(service, instance), []).append(instance)
+    return {name: sorted(group) for name, group in sorted(by_name.items()) if len(group) > 1}
 
 
 def container_name(instance: str) -> str:

@@ -3,20 +3,26 @@
 
 Loading is per service and isolated: a broken service raises `ConfigError` for that service only
 (`instances_for_cluster` collects it and goes on with the others), and a broken instance is
-recorded in `ServiceConfig.invalid_instances` while its siblings load. An unreadable service is
-an error, never "this service has no instances": the cleanup reconciler would read that as
-"delete it".
+recorded in `ServiceConfig.invalid_instances` while its siblings load.
+
+Nothing reads as "no instances" by accident, because the cleanup reconciler deletes what is not
+configured: an unreadable service directory (permission denied, symlink loop, a file where the
+directory should be) is an error for that service, and so is an instance file that names no
+instance (empty, only comments, `null`, only templates, a list or a scalar). To remove every
+instance of a cluster, the file is deleted.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator, Mapping
+import stat
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paasta_lite.config.autoscaling import autoscaling_warnings
 from paasta_lite.config.config_keys import (
     IGNORED_FILES,
     IGNORED_INSTANCE_KEYS,
@@ -25,11 +31,17 @@ from paasta_lite.config.config_keys import (
     INSTANCE_KEYS,
     SERVICE_KEYS,
 )
+from paasta_lite.config.deploy_yaml import (
+    DeployStep,
+    deploy_group_steps,
+    deploy_yaml_problems,
+    group_warnings,
+)
 from paasta_lite.config.deployments_json import DeploymentsJson, load_deployments_json
 from paasta_lite.config.files import load_yaml_file
 from paasta_lite.config.instance_config import InstanceConfig, build_instance_config, semantic_problems
 from paasta_lite.config.merge import deep_merge
-from paasta_lite.config.naming import instance_name_problem, service_name_problem
+from paasta_lite.config.naming import app_name_collisions, instance_name_problem, service_name_problem
 from paasta_lite.config.validation import classify_keys, schema_problems
 from paasta_lite.errors import ConfigError, Problem
 
@@ -73,6 +85,23 @@ class ServiceConfig:
             for problem in error.problems
         )
 
+    @property
+    def deployment_problems(self) -> tuple[Problem, ...]:
+        """Malformed deployments.json entries that valid instances need, each naming those instances
+        (rendering refuses exactly these instances; see `DeploymentsJson.problems_for`)."""
+        if self.deployments is None:
+            return ()
+        users: dict[Problem, list[str]] = {}
+        for config in self.all_instances():
+            for problem in self.deployments.problems_for(
+                config.service, config.cluster, config.instance, config.deploy_group
+            ):
+                users.setdefault(problem, []).append(f"{config.instance} on {config.cluster}")
+        return tuple(
+            Problem(problem.path, f"{problem.message} (needed by {', '.join(names)})", field=problem.field)
+            for problem, names in users.items()
+        )
+
 
 @dataclass(frozen=True)
 class ClusterConfig:
@@ -106,37 +135,88 @@ def check_cluster_name(cluster: str) -> None:
         raise ConfigError.single(cluster or "''", "is not a valid cluster name")
 
 
-def parse_pipeline(data: Mapping[str, Any]) -> tuple[tuple[str, ...], frozenset[str]]:
-    """Deploy groups of deploy.yaml in pipeline order (parallel blocks flattened), and the groups
-    that ask for `wait_for_deployment`."""
-    groups: list[str] = []
-    waiting: set[str] = set()
-    for entry in data.get("pipeline") or ():
-        for step in entry.get("parallel") or [entry]:
-            name = step.get("step")
-            if not name or name.startswith("command-") or name in _BUILD_STEPS:
-                continue
-            groups.append(name)
-            if step.get("wait_for_deployment"):
-                waiting.add(name)
-    return tuple(groups), frozenset(waiting)
-
-
-_BUILD_STEPS = frozenset(
-    {"itest", "itest-and-push-to-registry", "security-check", "push-to-registry", "performance-check"}
-)
-
-
 def _as_mapping(document: Any, path: str) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ConfigError.single(path, f"must be a mapping at the top level (got {type(document).__name__})")
     return document
 
 
+def instance_entries(document: Any, path: str, cluster: str) -> dict[Any, Any]:
+    """The instances of a `kubernetes-<cluster>.yaml` document (templates, `_*` keys, left out).
+
+    A file that names no instance is refused rather than read as "no instances here": an
+    empty, comment-only or cut-short file would otherwise make cleanup delete every app of the
+    service on that cluster. Deleting the file is how every instance is removed.
+    """
+    remove_hint = f"to remove every instance of cluster '{cluster}', delete the file instead"
+    if document is not None and not isinstance(document, dict):
+        raise ConfigError.single(
+            path, f"must be a mapping of instance names to settings (got {type(document).__name__}); "
+            f"{remove_hint}"
+        )
+    entries = {
+        name: body for name, body in (document or {}).items()
+        if not (isinstance(name, str) and name.startswith("_"))
+    }
+    if not entries:
+        raise ConfigError.single(
+            path, f"defines no instances (it is empty, only comments, null or only templates); {remove_hint}"
+        )
+    return entries
+
+
+def _directory_problem(error: OSError, path: Path) -> str:
+    """Why a directory cannot be used, in a user's words."""
+    if error.errno == errno.ELOOP:
+        return "is a symlink loop"
+    if error.errno == errno.ENOENT and os.path.islink(path):
+        return "is a dangling symlink"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return "is not readable (permission denied)"
+    if error.errno == errno.ENOTDIR:
+        return "is not a directory"
+    return f"cannot be read: {error.strerror or error}"
+
+
+def _list_directory(directory: Path) -> list[str]:
+    """The entry names of a service directory; `ConfigError` if it cannot be listed."""
+    try:
+        return os.listdir(directory)
+    except OSError as error:
+        raise ConfigError.single(str(directory), _directory_problem(error, directory)) from error
+
+
+def _clusters_in(names: Iterable[str]) -> list[str]:
+    """Clusters with a `kubernetes-<cluster>.yaml` among a service directory's entries."""
+    return sorted(
+        name[len(INSTANCE_FILE_PREFIX) : -len(INSTANCE_FILE_SUFFIX)]
+        for name in names
+        if name.startswith(INSTANCE_FILE_PREFIX) and name.endswith(INSTANCE_FILE_SUFFIX)
+    )
+
+
+def _may_be_service(entry: os.DirEntry[str]) -> bool:
+    """Whether a soa dir entry is (or should have been) a service directory.
+
+    Directories and symlinks count even when they dangle or loop (an unmounted share), and so
+    does a plain file with a service's name: loading them fails loudly, instead of the service
+    silently vanishing and cleanup deleting its apps. Hidden and `_` entries are not services;
+    other files (README.md, Makefile) are not either.
+    """
+    if entry.name.startswith((".", "_")):
+        return False
+    try:
+        if entry.is_symlink() or entry.is_dir():
+            return True
+    except OSError:
+        return True
+    return service_name_problem(entry.name) is None
+
+
 def _dedupe_warnings(warnings: list[Problem]) -> tuple[Problem, ...]:
-    seen: dict[tuple[str, str | None], Problem] = {}
+    seen: dict[tuple[str, str | None, str | None, str], Problem] = {}
     for warning in warnings:
-        seen.setdefault((warning.path, warning.field), warning)
+        seen.setdefault((warning.path, warning.instance, warning.field, warning.message), warning)
     return tuple(seen.values())
 
 
@@ -148,55 +228,47 @@ class SoaDir:
 
     def check(self) -> None:
         """Raise unless the directory exists and is readable."""
-        if not self.path.exists():
-            raise ConfigError.single(str(self.path), "soa-configs directory does not exist")
-        if not self.path.is_dir():
+        try:
+            mode = os.stat(self.path).st_mode
+        except OSError as error:
+            if error.errno == errno.ENOENT and not os.path.islink(self.path):
+                raise ConfigError.single(str(self.path), "soa-configs directory does not exist") from error
+            problem = _directory_problem(error, self.path)
+            raise ConfigError.single(str(self.path), f"soa-configs directory {problem}") from error
+        if not stat.S_ISDIR(mode):
             raise ConfigError.single(str(self.path), "is not a directory")
         if not os.access(self.path, os.R_OK | os.X_OK):
             raise ConfigError.single(str(self.path), "soa-configs directory is not readable")
 
     def list_services(self) -> list[str]:
-        """Service directories, sorted; `_shared` and hidden entries are not services."""
+        """Service directories, sorted (see `_may_be_service`); `_shared` and hidden entries are not."""
         self.check()
         try:
-            entries = list(os.scandir(self.path))
+            with os.scandir(self.path) as entries:
+                return sorted(entry.name for entry in entries if _may_be_service(entry))
         except OSError as error:
             raise ConfigError.single(str(self.path), f"cannot be listed: {error.strerror}") from error
-        # A symlink counts even when it dangles or loops (an unmounted share): loading it then
-        # fails loudly, instead of the service silently vanishing and cleanup deleting its apps.
-        return sorted(
-            entry.name
-            for entry in entries
-            if not entry.name.startswith((".", "_")) and (entry.is_dir() or entry.is_symlink())
-        )
 
     def service_dir(self, service: str) -> Path:
         problem = service_name_problem(service)
         if problem:
             raise ConfigError.single(str(self.path / str(service)), problem)
         directory = self.path / service
-        if directory.is_symlink() and not directory.is_dir():
-            try:
-                os.stat(directory)
-            except OSError as error:
-                reason = "is a symlink loop" if error.errno == errno.ELOOP else "is a dangling symlink"
-                raise ConfigError.single(str(directory), reason) from error
-        if not directory.is_dir():
-            raise ConfigError.single(str(directory), f"no such service: '{service}' is not in {self.path}")
+        try:
+            mode = os.stat(directory).st_mode
+        except OSError as error:
+            if error.errno == errno.ENOENT and not os.path.islink(directory):
+                raise ConfigError.single(
+                    str(directory), f"no such service: '{service}' is not in {self.path}"
+                ) from error
+            raise ConfigError.single(str(directory), _directory_problem(error, directory)) from error
+        if not stat.S_ISDIR(mode):
+            raise ConfigError.single(str(directory), "is not a directory (a service is a directory of files)")
         return directory
 
     def clusters_of(self, service: str) -> list[str]:
         """Clusters a service has a `kubernetes-<cluster>.yaml` for (file names decide)."""
-        directory = self.service_dir(service)
-        try:
-            names = os.listdir(directory)
-        except OSError as error:
-            raise ConfigError.single(str(directory), f"cannot be listed: {error.strerror}") from error
-        return sorted(
-            name[len(INSTANCE_FILE_PREFIX) : -len(INSTANCE_FILE_SUFFIX)]
-            for name in names
-            if name.startswith(INSTANCE_FILE_PREFIX) and name.endswith(INSTANCE_FILE_SUFFIX)
-        )
+        return _clusters_in(_list_directory(self.service_dir(service)))
 
     def load_service(
         self, service: str, *, clusters: list[str] | None = None, with_deployments: bool = True
@@ -209,16 +281,27 @@ class SoaDir:
         directory = self.service_dir(service)
         for cluster in clusters or ():
             check_cluster_name(cluster)
-        loader = _ServiceLoader(service, directory, with_deployments=with_deployments)
-        return loader.load(self.clusters_of(service) if clusters is None else clusters)
+        names = _list_directory(directory)
+        loader = _ServiceLoader(service, directory, frozenset(names), with_deployments=with_deployments)
+        every_cluster = clusters is None
+        return loader.load(_clusters_in(names) if clusters is None else clusters, every_cluster=every_cluster)
 
-    def instances_for_cluster(self, cluster: str, *, with_deployments: bool = True) -> ClusterConfig:
-        """Every service's instances on `cluster`; broken services are collected, not fatal."""
+    def instances_for_cluster(
+        self, cluster: str, *, with_deployments: bool = True, every_file: bool = False
+    ) -> ClusterConfig:
+        """Every service's instances on `cluster`; broken services are collected, not fatal.
+
+        `every_file=True` also reads each service's instance files of other clusters, so that a
+        file-level error anywhere in a service counts (cleanup deletes nothing of such a service).
+        """
+        check_cluster_name(cluster)
         services: dict[str, ServiceConfig] = {}
         errors: dict[str, ConfigError] = {}
         for name in self.list_services():
             try:
-                service = self.load_service(name, clusters=[cluster], with_deployments=with_deployments)
+                service = self.load_service(
+                    name, clusters=None if every_file else [cluster], with_deployments=with_deployments
+                )
             except ConfigError as error:
                 errors[name] = error
                 continue
@@ -227,41 +310,51 @@ class SoaDir:
 
 
 class _ServiceLoader:
-    """Reads one service directory; collects warnings and instance problems as it goes."""
+    """Reads one service directory; collects warnings and instance problems as it goes.
 
-    def __init__(self, service: str, directory: Path, *, with_deployments: bool = True) -> None:
+    `names` is the directory's listing, taken once: a file counts as absent only when the
+    listing says so (an unreadable entry then fails to load instead of reading as missing).
+    """
+
+    def __init__(
+        self, service: str, directory: Path, names: frozenset[str], *, with_deployments: bool = True
+    ) -> None:
         self.service = service
         self.directory = directory
+        self.names = names
         self.with_deployments = with_deployments
         self.warnings: list[Problem] = []
 
-    def _optional_yaml(self, name: str) -> dict[str, Any] | None:
-        path = self.directory / name
-        if not os.path.lexists(path):
-            return None
-        return _as_mapping(load_yaml_file(path), str(path))
+    def _path(self, name: str) -> str:
+        return str(self.directory / name)
 
-    def load(self, clusters: list[str]) -> ServiceConfig:
+    def _optional_yaml(self, name: str) -> dict[str, Any] | None:
+        if name not in self.names:
+            return None
+        document = load_yaml_file(self.directory / name)
+        return _as_mapping({} if document is None else document, self._path(name))
+
+    def load(self, clusters: list[str], *, every_cluster: bool = False) -> ServiceConfig:
+        """`every_cluster`: `clusters` are all the service's clusters, so "no instance uses this
+        deploy group" can be said."""
         service_yaml = self._optional_yaml("service.yaml") or {}
         defaults = self._service_defaults(service_yaml)
-        deploy_groups, waiting = self._pipeline()
+        steps = self._pipeline()
         self._warn_ignored_files()
         instances: dict[str, dict[str, InstanceConfig]] = {}
         invalid: dict[str, dict[str, ConfigError]] = {}
         registry = service_yaml.get("docker_registry")
         for cluster in clusters:
             instances[cluster], invalid[cluster] = self._load_cluster(cluster, defaults, registry)
-        deployments = (
-            load_deployments_json(self.directory / "deployments.json") if self.with_deployments else None
-        )
-        all_groups = {c.deploy_group for by_name in instances.values() for c in by_name.values()}
-        for group in sorted(all_groups - set(deploy_groups)) if deploy_groups else ():
-            self.warnings.append(
-                Problem(
-                    str(self.directory / "deploy.yaml"),
-                    f"deploy group '{group}' is used by instances but is not a step of the pipeline",
-                )
-            )
+        deployments = self._deployments()
+        used = {c.deploy_group for by_name in instances.values() for c in by_name.values()}
+        deploy_path = self._path("deploy.yaml")
+        self.warnings += group_warnings(steps, used, path=deploy_path, every_cluster=every_cluster)
+        if deployments is not None and every_cluster:
+            self.warnings += [
+                Problem(p.path, f"{p.message} (no instance uses this deploy group)", field=p.field)
+                for group, p in sorted(deployments.broken_deployments.items()) if group not in used
+            ]
         return ServiceConfig(
             name=self.service,
             path=str(self.directory),
@@ -269,14 +362,19 @@ class _ServiceLoader:
             description=service_yaml.get("description"),
             external_link=service_yaml.get("external_link"),
             docker_registry=registry,
-            deploy_groups=deploy_groups,
-            wait_for_deployment_groups=waiting,
+            deploy_groups=tuple(group for _, group, _ in steps),
+            wait_for_deployment_groups=frozenset(group for _, group, wait in steps if wait),
             clusters=tuple(clusters),
             instances={c: dict(sorted(i.items())) for c, i in instances.items()},
             invalid_instances={c: i for c, i in invalid.items() if i},
             deployments=deployments,
             warnings=_dedupe_warnings(self.warnings),
         )
+
+    def _deployments(self) -> DeploymentsJson | None:
+        if not self.with_deployments or "deployments.json" not in self.names:
+            return None
+        return load_deployments_json(self.directory / "deployments.json")
 
     def _service_defaults(self, service_yaml: dict[str, Any]) -> dict[str, Any]:
         """service.yaml minus service-level keys: defaults for every instance (validated once)."""
@@ -299,39 +397,54 @@ class _ServiceLoader:
             raise ConfigError(errors)
         return defaults
 
-    def _pipeline(self) -> tuple[tuple[str, ...], frozenset[str]]:
+    def _pipeline(self) -> list[DeployStep]:
+        """deploy.yaml's deploy steps (see `deploy_yaml.deploy_group_steps`)."""
         deploy_yaml = self._optional_yaml("deploy.yaml")
         if deploy_yaml is None:
-            return (), frozenset()
-        problems = schema_problems("deploy", deploy_yaml, path=str(self.directory / "deploy.yaml"))
-        if problems:
-            raise ConfigError(problems)
-        return parse_pipeline(deploy_yaml)
+            return []
+        errors, warnings = deploy_yaml_problems(deploy_yaml, path=self._path("deploy.yaml"))
+        self.warnings.extend(warnings)
+        if errors:
+            raise ConfigError(errors)
+        return deploy_group_steps(deploy_yaml)
 
     def _warn_ignored_files(self) -> None:
-        for name in sorted(os.listdir(self.directory)):
+        for name in sorted(self.names):
             if name in IGNORED_FILES or name.startswith(IGNORED_INSTANCE_TYPES):
-                self.warnings.append(
-                    Problem(str(self.directory / name), "paasta_lite does not use this file; ignored")
-                )
+                self.warnings.append(Problem(self._path(name), "paasta_lite does not use this file; ignored"))
 
     def _load_cluster(
         self, cluster: str, defaults: dict[str, Any], registry: str | None
     ) -> tuple[dict[str, InstanceConfig], dict[str, ConfigError]]:
-        path = str(self.directory / f"{INSTANCE_FILE_PREFIX}{cluster}{INSTANCE_FILE_SUFFIX}")
-        document = self._optional_yaml(Path(path).name)
-        if document is None:
+        name = f"{INSTANCE_FILE_PREFIX}{cluster}{INSTANCE_FILE_SUFFIX}"
+        if name not in self.names:
             return {}, {}
+        path = self._path(name)
         valid: dict[str, InstanceConfig] = {}
         invalid: dict[str, ConfigError] = {}
-        for name, body in document.items():
-            if isinstance(name, str) and name.startswith("_"):
-                continue  # templates, for YAML anchors only
+        for instance, body in instance_entries(load_yaml_file(path), path, cluster).items():
             try:
-                valid[name] = self._instance(cluster, name, body, defaults, path, registry)
+                valid[instance] = self._instance(cluster, instance, body, defaults, path, registry)
             except ConfigError as error:
-                invalid[str(name)] = error
+                invalid[str(instance)] = error
+        self._refuse_name_collisions(path, valid, invalid)
         return valid, invalid
+
+    def _refuse_name_collisions(
+        self, path: str, valid: dict[str, InstanceConfig], invalid: dict[str, ConfigError]
+    ) -> None:
+        """Instances that would share one Deployment name all become invalid, each naming the others."""
+        named = [name for name in [*valid, *invalid] if instance_name_problem(name) is None]
+        for k8s_name, group in app_name_collisions(self.service, named).items():
+            names = ", ".join(f"'{name}'" for name in group[:-1]) + f" and '{group[-1]}'"
+            message = (
+                f"instances {names} {'both' if len(group) == 2 else 'all'} get the Kubernetes name "
+                f"'{k8s_name}' (sanitising turns '_' into '--'); rename all but one"
+            )
+            for name in group:
+                earlier = invalid[name].problems if name in invalid else ()
+                invalid[name] = ConfigError([*earlier, Problem(path, message, instance=name)])
+                valid.pop(name, None)
 
     def _instance(
         self, cluster: str, name: Any, body: Any, defaults: dict[str, Any], path: str, registry: str | None
@@ -356,6 +469,7 @@ class _ServiceLoader:
             errors += semantic_problems(merged, path=path, instance=name)
         if errors:
             raise ConfigError(errors)
+        self.warnings.extend(autoscaling_warnings(merged, path=path, instance=name))
         return build_instance_config(
             service=self.service, cluster=cluster, instance=name, merged=merged, source=path,
             docker_registry=registry,

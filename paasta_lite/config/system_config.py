@@ -27,6 +27,10 @@ from paasta_lite.errors import ConfigError, NotConfiguredError, Problem
 SYSTEM_CONFIG_DIR_ENV = "PAASTA_SYSTEM_CONFIG_DIR"
 DEFAULT_SYSTEM_CONFIG_DIR = "/etc/paasta"
 DEFAULT_LOG_WRITER: Mapping[str, Any] = MappingProxyType({"driver": "file", "options": {}})
+#: PaaSTA's defaults for every instance's PodDisruptionBudget (`pdb_max_unavailable` 0 blocks
+#: voluntary evictions, e.g. node drains, until an operator raises it).
+DEFAULT_PDB_MAX_UNAVAILABLE = 0
+DEFAULT_UNHEALTHY_POD_EVICTION_POLICY = "IfHealthyBudget"
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class SystemConfig:
     log_writer: Mapping[str, Any] = field(default_factory=lambda: DEFAULT_LOG_WRITER)
     default_bounce_overprovision_factor: float = 1.0
     api_client_timeout: float = 30.0
+    #: the PDB's `maxUnavailable` (pods or "N%") for instances without `bounce_margin_factor`
+    pdb_max_unavailable: int | str = DEFAULT_PDB_MAX_UNAVAILABLE
+    unhealthy_pod_eviction_policy: str = DEFAULT_UNHEALTHY_POD_EVICTION_POLICY
     raw: Mapping[str, Any] = field(default_factory=dict)
     #: top-level key -> the file it came from (the last one that set it)
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -100,6 +107,10 @@ def parse_system_config(files: Sequence[tuple[str, Any]], directory: str) -> Sys
         log_writer=MappingProxyType(dict(merged.get("log_writer", DEFAULT_LOG_WRITER))),
         default_bounce_overprovision_factor=float(merged.get("default_bounce_overprovision_factor", 1.0)),
         api_client_timeout=float(merged.get("api_client_timeout", 30.0)),
+        pdb_max_unavailable=merged.get("pdb_max_unavailable", DEFAULT_PDB_MAX_UNAVAILABLE),
+        unhealthy_pod_eviction_policy=str(
+            merged.get("unhealthy_pod_eviction_policy", DEFAULT_UNHEALTHY_POD_EVICTION_POLICY)
+        ),
         raw=MappingProxyType(merged),
         sources=MappingProxyType(sources),
         overrides=tuple(overrides),

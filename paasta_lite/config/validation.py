@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from paasta_lite.config.schema_check import compile_schema
 from paasta_lite.errors import Problem
 
 if TYPE_CHECKING:  # jsonschema is imported on first use: it costs ~50 ms, and `--help` must be fast
@@ -44,6 +45,26 @@ def _validator(name: str) -> Draft202012Validator:
     from jsonschema import Draft202012Validator
 
     return Draft202012Validator(load_schema(name))
+
+
+def _delegate(name: str) -> Callable[[Any], Callable[[Any], bool]]:
+    """jsonschema's own answer for one subschema of schema `name`, built on first use (so a
+    valid tree never imports jsonschema unless its schema needs it)."""
+
+    def for_subschema(subschema: Any) -> Callable[[Any], bool]:
+        @cache
+        def validator() -> Draft202012Validator:
+            return _validator(name).evolve(schema=subschema)
+
+        return lambda data: bool(validator().is_valid(data))
+
+    return for_subschema
+
+
+@cache
+def _is_valid(name: str) -> Callable[[Any], bool]:
+    """`_validator(name).is_valid`, compiled (`schema_check`): the common, valid case, fast."""
+    return compile_schema(load_schema(name), _delegate(name))
 
 
 def describe_value(value: Any) -> str:
@@ -114,9 +135,9 @@ def schema_problems(
     field_prefix: str = "",
 ) -> list[Problem]:
     """Every way `data` breaks schema `schema_name`, as Problems located in `path`."""
-    validator = _validator(schema_name)
-    if validator.is_valid(data):
+    if _is_valid(schema_name)(data):
         return []
+    validator = _validator(schema_name)
     problems = []
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         if error.validator in ("allOf", "anyOf", "oneOf") and error.context:
@@ -144,23 +165,24 @@ def classify_keys(
     ignored: Iterable[str],
     path: str,
     instance: str | None,
+    field_prefix: str = "",
 ) -> tuple[list[Problem], list[Problem]]:
     """Split the keys of `data` into errors (nobody knows them) and warnings (PaaSTA-only keys).
 
     Keys PaaSTA knows but paasta_lite does not implement are accepted with a warning, so existing
     soa-configs load; a key nobody knows is most likely a typo and is an error with a hint.
+    `field_prefix` locates `data` inside its file (`pipeline[2]`).
     """
     known_set, ignored_set = set(known), set(ignored)
     errors, warnings = [], []
     for key in data:
         if key in known_set:
             continue
+        where = field_path([str(key)], field_prefix)
         if key in ignored_set:
             warnings.append(
-                Problem(path, "is a PaaSTA key that paasta_lite does not implement; ignored", instance, key)
+                Problem(path, "is a PaaSTA key that paasta_lite does not implement; ignored", instance, where)
             )
         else:
-            errors.append(
-                Problem(path, "unknown field" + did_you_mean(str(key), known_set), instance, str(key))
-            )
+            errors.append(Problem(path, "unknown field" + did_you_mean(str(key), known_set), instance, where))
     return errors, warnings

@@ -11,16 +11,22 @@ never reach a cluster (`paasta --help`, `paasta render`) do not pay for importin
 
 Errors come out as `kube_errors.KubeError` subclasses; transient ones (409 on update, 429,
 5xx, timeouts, connection failures) are retried here with backoff, so callers only see what
-retrying could not fix.
+retrying could not fix. The reconcilers instead send through `governed(budget)`: one
+`run_budget.RunBudget` for the whole run decides retries, pauses and when to stop.
+
+Writes by the reconcilers are server-side applies (`apply`, field manager
+`managed_fields.FIELD_MANAGER`), generic by kind (`KINDS`): Deployments today, and any other
+kind we render (HorizontalPodAutoscaler, PodDisruptionBudget) through the same call.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from paasta_lite.kube import labels
@@ -32,11 +38,25 @@ from paasta_lite.kube.errors import (
     translate,
     with_retries,
 )
+from paasta_lite.kube.managed_fields import FIELD_MANAGER
+
+if TYPE_CHECKING:
+    from paasta_lite.kube.run_budget import RunBudget
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 
 APPS = "/apis/apps/v1"
 CORE = "/api/v1"
+#: kind -> (API prefix, plural): every kind paasta_lite writes, for the generic calls below.
+KINDS: dict[str, tuple[str, str]] = {
+    "Namespace": (CORE, "namespaces"),
+    "Deployment": (APPS, "deployments"),
+    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers"),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
+    "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
+}
+APPLY_PATCH = "application/apply-patch+yaml"  # our JSON bodies are valid YAML
 
 #: Cascading delete policy. Foreground keeps the Deployment visible (with a deletionTimestamp)
 #: until its ReplicaSets and pods are gone, so "deleted" means the pods are gone, `paasta status`
@@ -63,13 +83,16 @@ class KubeClient:
     """
 
     def __init__(self, *, kubeconfig: str | None = None, context: str | None = None,
-                 attempts: int = 4, base_delay: float = 0.2, timeout: float = 30.0) -> None:
+                 attempts: int = 4, base_delay: float = 0.2, timeout: float = 30.0,
+                 pool_size: int | None = None) -> None:
         from kubernetes import client  # lazy: see module docstring
 
         configuration, self.context = _load_configuration(
             kubeconfig, context or os.environ.get("KUBECONTEXT") or None
         )
         configuration.retries = False  # one retry policy: ours (kube_errors.with_retries)
+        if pool_size is not None:  # connections kept for parallel writers (urllib3 pool size)
+            configuration.connection_pool_maxsize = max(pool_size, configuration.connection_pool_maxsize)
         self._api: Any = client.ApiClient(configuration)
         self._exception_type: Any = client.ApiException
         self.host = str(configuration.host)
@@ -78,6 +101,20 @@ class KubeClient:
         self.attempts = attempts
         self.base_delay = base_delay
         self.timeout = timeout
+        self._budget: RunBudget | None = None
+
+    def governed(self, budget: RunBudget) -> KubeClient:
+        """A view of this client (same connections) whose requests all go through ``budget``:
+        its deadline caps every read timeout, and it alone decides retries (see `run_budget`).
+        Close only the original."""
+        view = copy.copy(self)
+        view._budget = budget
+        return view
+
+    def _retry(self, operation: Callable[[], T]) -> T:
+        if self._budget is not None:
+            return self._budget.call(operation)
+        return with_retries(operation, attempts=self.attempts, base_delay=self.base_delay)
 
     def close(self) -> None:
         self._api.close()
@@ -100,13 +137,14 @@ class KubeClient:
             request = self._api.param_serialize(
                 method=method, resource_path=path, query_params=params, header_params=headers,
                 body=body, auth_settings=["BearerToken"])
-            connect = min(CONNECT_TIMEOUT, self.timeout)
-            timeout = (connect, None) if stream else (connect, self.timeout)
+            read = self._budget.request_timeout(self.timeout) if self._budget else self.timeout
+            connect = min(CONNECT_TIMEOUT, read)
+            timeout = (connect, None) if stream else (connect, read)
             response = self._api.call_api(*request, _request_timeout=timeout).response
         except KubeError:
             raise
         except Exception as error:  # urllib3/socket/TLS errors: all mean "no usable answer"
-            raise translate(error) from error
+            raise translate(error, where=self.host) from error
         if not 200 <= response.status <= 299:
             failure = self._exception_type(status=response.status, reason=response.reason,
                                            body=response.data.decode("utf-8", "replace"))
@@ -114,9 +152,17 @@ class KubeClient:
             raise translate(failure) from failure
         return response
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Obj:
+    def _json(self, method: str, path: str, *, stale_on_conflict: bool = False, **kwargs: Any) -> Obj:
+        """One JSON request under the retry policy. ``stale_on_conflict``: a 409 means our body
+        (or its precondition) is out of date, so it is raised at once, never re-sent."""
+
         def once() -> Obj:
-            response = self._send(method, path, **kwargs)
+            try:
+                response = self._send(method, path, **kwargs)
+            except Conflict as error:
+                if stale_on_conflict:
+                    error.retryable = False
+                raise
             try:
                 data = json.loads(response.data)
             except ValueError as error:
@@ -125,7 +171,7 @@ class KubeClient:
                 raise KubeError(f"{method} {path}: expected a JSON object, got {type(data).__name__}")
             return data
 
-        return with_retries(once, attempts=self.attempts, base_delay=self.base_delay)
+        return self._retry(once)
 
     def _items(self, path: str, query: dict[str, Any]) -> list[Obj]:
         items = self._json("GET", path, query=query).get("items") or []
@@ -173,7 +219,7 @@ class KubeClient:
                 raise
             return dict(json.loads(response.data))
 
-        return with_retries(once, attempts=self.attempts, base_delay=self.base_delay)
+        return self._retry(once)
 
     def patch_deployment(self, namespace: str, name: str, patch: Obj) -> Obj:
         """JSON merge patch (RFC 7386): for small targeted edits (e.g. replicas)."""
@@ -193,6 +239,71 @@ class KubeClient:
             return False
         return True
 
+    # ------------------------------------------------------------------ any kind (KINDS)
+    def object_path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
+        """The REST path of ``kind`` objects (in ``namespace``; one of them with ``name``)."""
+        try:
+            prefix, plural = KINDS[kind]
+        except KeyError:
+            raise KubeError(f"paasta_lite does not know how to write a {kind}") from None
+        parts = [prefix] + (["namespaces", namespace] if namespace else []) + [plural]
+        return _path(*parts, *([name] if name else []))
+
+    def list_managed(self, kind: str) -> list[Obj]:
+        """Every ``kind`` object with the managed label, all namespaces, in one request."""
+        return self._items(self.object_path(kind, None), {"labelSelector": labels.MANAGED_SELECTOR})
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj:
+        """The live object; raises `NotFound` when there is none."""
+        return self._json("GET", self.object_path(kind, namespace, name))
+
+    def apply(self, body: Obj, *, field_manager: str = FIELD_MANAGER, force: bool = True) -> Obj:
+        """Server-side apply ``body`` (a manifest with apiVersion, kind, metadata.name/namespace).
+
+        Creates the object when missing. ``force`` takes over the fields we send from any other
+        manager (we own them); without it, a field another manager set to another value is a
+        409 `Conflict`. A `metadata.resourceVersion` in ``body`` is a precondition (409 when
+        the object changed since). Fields other managers own are left alone.
+        """
+        metadata = body.get("metadata") or {}
+        path = self.object_path(str(body.get("kind")), metadata.get("namespace"), str(metadata.get("name")))
+        query = {"fieldManager": field_manager, "force": True if force else None}
+        return self._json("PATCH", path, query=query, body=body, content_type=APPLY_PATCH,
+                          stale_on_conflict=True)
+
+    def merge_patch(self, kind: str, namespace: str, name: str, patch: Obj, *,
+                    field_manager: str = FIELD_MANAGER) -> Obj:
+        """JSON merge patch (RFC 7386) as ``field_manager``; a resourceVersion in it is a precondition."""
+        return self._json("PATCH", self.object_path(kind, namespace, name), body=patch,
+                          query={"fieldManager": field_manager},
+                          content_type="application/merge-patch+json", stale_on_conflict=True)
+
+    def create(self, kind: str, namespace: str | None, body: Obj) -> Obj:
+        return self._json("POST", self.object_path(kind, namespace), body=body,
+                          query={"fieldManager": FIELD_MANAGER})
+
+    def replace(self, kind: str, namespace: str | None, name: str, body: Obj) -> Obj:
+        """PUT ``body`` as is: its resourceVersion is a precondition (409 `Conflict` when stale)."""
+        return self._json("PUT", self.object_path(kind, namespace, name), body=body,
+                          query={"fieldManager": FIELD_MANAGER}, stale_on_conflict=True)
+
+    def delete(self, kind: str, namespace: str, name: str, *, uid: str | None = None,
+               resource_version: str | None = None) -> bool:
+        """Delete, cascading (`DELETE_PROPAGATION`), only if the object still has ``uid`` and
+        ``resource_version`` (when given): otherwise 409 `Conflict` and nothing is deleted.
+        Returns False when it was already gone."""
+        options: Obj = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": DELETE_PROPAGATION}
+        preconditions = {key: value for key, value in (("uid", uid), ("resourceVersion", resource_version))
+                         if value}
+        if preconditions:
+            options["preconditions"] = preconditions
+        try:
+            self._json("DELETE", self.object_path(kind, namespace, name), body=options,
+                       stale_on_conflict=True)
+        except NotFound:
+            return False
+        return True
+
     # ------------------------------------------------------------------ namespaces
     def list_namespaces(self, selector: str | None = None) -> list[Obj]:
         return self._items(f"{CORE}/namespaces", {"labelSelector": selector})
@@ -202,7 +313,7 @@ class KubeClient:
         body = {"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": name, "labels": dict(namespace_labels or {})}}
         try:
-            self._json("POST", f"{CORE}/namespaces", body=body)
+            self._json("POST", f"{CORE}/namespaces", body=body, query={"fieldManager": FIELD_MANAGER})
         except Conflict as error:
             if error.reason != "AlreadyExists":
                 raise
@@ -231,7 +342,7 @@ class KubeClient:
         def once() -> str:
             return str(self._send("GET", path, query=query).data.decode("utf-8", "replace"))
 
-        return with_retries(once, attempts=self.attempts, base_delay=self.base_delay)
+        return self._retry(once)
 
     def stream_pod_log(self, namespace: str, pod: str, *, container: str | None = None,
                        tail_lines: int | None = None, since_seconds: int | None = None,
@@ -244,14 +355,13 @@ class KubeClient:
         """
         query = _log_query(container, tail_lines, since_seconds, timestamps, follow=True)
         path = _path(CORE, "namespaces", namespace, "pods", pod, "log")
-        response = with_retries(lambda: self._send("GET", path, query=query, stream=True),
-                                attempts=self.attempts, base_delay=self.base_delay)
+        response = self._retry(lambda: self._send("GET", path, query=query, stream=True))
         try:
             yield from _lines(response)
         except KubeError:
             raise
         except Exception as error:  # urllib3 ProtocolError / ReadTimeoutError mid-stream
-            raise translate(error) from error
+            raise translate(error, where=self.host) from error
         finally:
             response.release_conn()
 
@@ -347,7 +457,11 @@ def _query_value(value: Any) -> str:
 
 def _load_configuration(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
     """A client `Configuration` and the context name, from a kubeconfig (explicit, $KUBECONFIG,
-    ~/.kube/config) or, when none exists and none was named, from the in-cluster service account."""
+    ~/.kube/config) or, when none exists and none was named, from the in-cluster service account.
+
+    Raises `KubeConfigError` with a one-line message that says what is wrong and the fix (never
+    the client library's own text: "Invalid kube-config file. No configuration found.")."""
+    import yaml
     from kubernetes import client
     from kubernetes import config as kube_config
 
@@ -363,16 +477,39 @@ def _load_configuration(kubeconfig: str | None, context: str | None) -> tuple[An
             _, active = config.list_kube_config_contexts(config_file=path)
             context = str(active.get("name") or "kubeconfig")
         return configuration, context
-    except config.ConfigException as error:
+    except (config.ConfigException, OSError, ValueError, TypeError, AttributeError, KeyError,
+            yaml.YAMLError) as error:  # missing, unreadable or malformed file
         kube_error: Exception = error
-    except (OSError, ValueError, TypeError) as error:  # unreadable or malformed file
-        kube_error = error
     if kubeconfig is None and not os.environ.get("KUBECONFIG"):
         try:
             config.load_incluster_config(client_configuration=configuration)
             return configuration, "in-cluster"
         except config.ConfigException:
             pass
-    where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    raise KubeConfigError(f"cannot load a Kubernetes configuration from {where} "
-                          f"(and not running in a cluster): {kube_error}") from kube_error
+    raise KubeConfigError(kubeconfig_problem(path, kube_error)) from kube_error
+
+
+#: The fix printed with every kubeconfig problem.
+KUBECONFIG_FIX = "set KUBECONFIG to your cluster's kubeconfig (playground: make k8s_fake_cluster)"
+
+
+def kubeconfig_problem(path: str, error: BaseException) -> str:
+    """One line: which kubeconfig, what is wrong with it, and the fix."""
+    paths = [part for part in path.split(os.pathsep) if part]
+    if not any(os.path.exists(part) for part in paths):
+        return f"no kubeconfig: {path} does not exist (and not running in a cluster); {KUBECONFIG_FIX}"
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        detail = f"not valid YAML (line {mark.line + 1})"
+    elif isinstance(error, IsADirectoryError):
+        detail = "a directory, not a file"
+    elif isinstance(error, OSError):
+        detail = f"unreadable ({error.strerror or type(error).__name__})"
+    elif type(error).__name__ == "ConfigException":
+        text = str(error).splitlines()[0] if str(error) else "invalid"
+        detail = text.replace("Invalid kube-config file. ", "").replace("Invalid kube-config. ", "").strip()
+        detail = detail.replace(f" in {path}/", " in ").replace(f" in {path}", "").replace(f"{path} ", "")
+        detail = (detail[:1].lower() + detail[1:]).rstrip(".") or "invalid"
+    else:  # the client tripped over an unexpected shape (a list where a mapping belongs...)
+        detail = "not a kubeconfig (unexpected structure)"
+    return f"kubeconfig {path} is not usable: {detail}; {KUBECONFIG_FIX}"

@@ -26,21 +26,28 @@ from paasta_lite.errors import PaastaLiteError
 T = TypeVar("T")
 
 MAX_BODY_CHARS = 500
+#: The longest Retry-After we honour (seconds): a server asking for more is treated as asking for this.
+MAX_RETRY_AFTER = 30.0
 
 
 class KubeError(PaastaLiteError):
     """Any failure talking to the Kubernetes API. ``status`` is the HTTP code (0 = no answer)."""
 
     retryable = False
+    #: the API server (or the way to it) is in trouble: counts towards a run's circuit breaker
+    #: (`run_budget`). 429, 5xx and no answer at all; never a 4xx about the request itself.
+    server_side = False
 
     def __init__(self, message: str, *, status: int = 0, reason: str = "", body: str = "",
-                 details: dict[str, Any] | None = None) -> None:
+                 details: dict[str, Any] | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.reason = reason
         self.body = body  # trimmed
         self.details = details or {}  # the Status `details` (name, kind, causes[field, message])
+        #: the server's Retry-After hint in seconds (429, 503), when it gave one
+        self.retry_after = retry_after
 
 
 class BadRequest(KubeError):
@@ -79,22 +86,30 @@ class TooManyRequests(KubeError):
     """429: throttled; ``retry_after`` is the server's hint in seconds, when it gave one."""
 
     retryable = True
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
+    server_side = True
 
 
 class ServerError(KubeError):
-    """5xx: the API server (or something in front of it) failed; usually transient."""
+    """5xx: the API server (or something in front of it) failed; usually transient (503 may
+    carry a Retry-After hint)."""
 
     retryable = True
+    server_side = True
 
 
 class Unreachable(KubeError):
-    """No HTTP answer at all: connection refused, DNS, TLS, timeout."""
+    """No HTTP answer at all: connection refused, DNS, TLS, timeout.
+
+    ``timed_out`` tells a slow server (worth waiting for) from one that is not there at all
+    (connection refused: worth waiting for only a while, see `status.instance_status`).
+    """
 
     retryable = True
+    server_side = True
+
+    def __init__(self, message: str, *, timed_out: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.timed_out = timed_out
 
 
 class KubeConfigError(KubeError):
@@ -146,21 +161,42 @@ def from_http(status: int, body: str, *, http_reason: str = "", headers: Any = N
     message, reason, details = _parse_status(body)
     message = message or trim(body) or http_reason or f"HTTP {status}"
     kwargs: dict[str, Any] = {"status": status, "reason": reason or http_reason, "body": trim(body),
-                              "details": details}
+                              "details": details, "retry_after": _retry_after(headers)}
     if status == 409 and reason == "AlreadyExists":
         return AlreadyExists(message, **kwargs)
     if status == 429:
-        return TooManyRequests(message, retry_after=_retry_after(headers), **kwargs)
+        return TooManyRequests(message, **kwargs)
     if status >= 500:
         return ServerError(message, **kwargs)
     return _BY_STATUS.get(status, KubeError)(message, **kwargs)
 
 
-def translate(error: BaseException) -> KubeError:
+def no_answer(error: BaseException) -> tuple[str, bool]:
+    """A transport error in a few words ("connection refused", "timed out"...), and whether it
+    was a timeout. Duck-typed on class names: urllib3 wraps the cause in ``reason``."""
+    cause = getattr(error, "reason", None)
+    chain = [error, cause] if isinstance(cause, BaseException) else [error]
+    names = {cls.__name__ for item in chain for cls in type(item).__mro__}
+    text = " ".join(str(item) for item in chain)
+    # Refused before timeouts: urllib3's NewConnectionError subclasses ConnectTimeoutError.
+    if "ConnectionRefusedError" in names or "Connection refused" in text:
+        return "connection refused", False
+    if "NameResolutionError" in names or "resolve" in text or "Name or service not known" in text:
+        return "the host name does not resolve", False
+    if any("Timeout" in type(item).__name__ for item in chain) or "timed out" in text:
+        return "timed out", True
+    if any("SSL" in name for name in names):
+        return "TLS handshake failed", False
+    last = chain[-1]
+    return trim(f"{type(last).__name__}: {last}", 200), False
+
+
+def translate(error: BaseException, *, where: str = "") -> KubeError:
     """Turn a client-library exception into a `KubeError` (the caller chains it with ``from``).
 
     Accepts `kubernetes.client.ApiException` (duck-typed on ``status``/``body`` so this module
-    does not import the client) and urllib3 / socket errors, which mean "no answer".
+    does not import the client) and urllib3 / socket errors, which mean "no answer": those read
+    "Kubernetes API <where> unreachable (connection refused)", never the library's own text.
     """
     if isinstance(error, KubeError):
         return error
@@ -173,12 +209,15 @@ def translate(error: BaseException) -> KubeError:
             status, str(body), http_reason=str(getattr(error, "reason", "") or ""),
             headers=getattr(error, "headers", None),
         )
-    return Unreachable(f"Kubernetes API unreachable: {trim(f'{type(error).__name__}: {error}', 300)}")
+    what, timed_out = no_answer(error)
+    target = f"Kubernetes API {where}" if where else "Kubernetes API"
+    hint = "; is the cluster up? (playground: make k8s_fake_cluster)" if what == "connection refused" else ""
+    return Unreachable(f"{target} unreachable ({what}){hint}", timed_out=timed_out)
 
 
 def _delay(error: KubeError, attempt: int, base_delay: float) -> float:
-    if isinstance(error, TooManyRequests) and error.retry_after is not None:
-        return float(min(error.retry_after, 30.0))
+    if error.server_side and error.retry_after is not None:
+        return float(min(error.retry_after, MAX_RETRY_AFTER))
     backoff: float = base_delay * 2.0**attempt
     return backoff + random.uniform(0, backoff / 2)  # jitter: concurrent runs do not retry in step
 
@@ -195,7 +234,7 @@ def with_retries(
 
     ``attempts`` counts every try (1 = no retry). Non-retryable errors and the last retryable
     one propagate unchanged. ``on_retry(error, attempt)`` is called before each pause (for -v
-    logging). 429 honours the server's Retry-After (capped at 30 s).
+    logging). 429 and 503 honour the server's Retry-After (capped at `MAX_RETRY_AFTER`).
     """
     if attempts < 1:
         raise ValueError("attempts must be at least 1")

@@ -14,13 +14,24 @@ When is a live Deployment "different"? (`update_reasons`)
 4. someone edited it by hand: we compare the fields we own, i.e. every field of the rendered
    manifest's `metadata.labels`, `metadata.annotations` and `spec`, against the live object.
    Fields the API server adds (defaults, status, extra labels) are not ours and are ignored;
-   lists we render (containers, env, volumes) must match in length and element by element;
-   quantities compare by value, because the API server rewrites `1024Mi` as `1Gi`.
-   Re-hashing the live object instead would never match: the server adds defaulted fields.
+   keyed lists (containers, env, volumes, mounts, ports) are matched by their merge key, and an
+   extra live item is a difference only if we own it (per `managedFields`; when the object has
+   no record of ours, e.g. it was written before server-side apply, every extra item counts);
+   other lists must match element by element; quantities compare by value, because the API
+   server rewrites `1024Mi` as `1Gi`. Re-hashing the live object instead would never match.
+
+What is written (`Write`): server-side applies of the rendered objects (Deployment first, then
+any other kind the app renders), with field manager `managed_fields.FIELD_MANAGER` and force
+(we own every field we send). For autoscaled apps `spec.replicas` is left out once the app
+exists (the autoscaler owns it), after handing it over if we still own it alone
+(`managed_fields`); objects last written before server-side apply are upgraded first. Those two
+preparatory writes carry the live resourceVersion and are followed by a re-plan from their
+answer (`Write.replan`): a body is never computed from data older than the write before it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -29,8 +40,17 @@ from typing import Any, Protocol
 
 from paasta_lite.config.naming import job_id, label_value
 from paasta_lite.kube import labels
+from paasta_lite.kube.managed_fields import (
+    FIELD_MANAGER,
+    HANDOVER_MANAGER,
+    owned_fields,
+    owners,
+    upgrade_patch,
+)
 
 Obj = dict[str, Any]
+#: (kind, namespace, name): how live and desired objects are paired
+ObjKey = tuple[str, str, str]
 
 
 class DesiredApp(Protocol):
@@ -52,6 +72,10 @@ class DesiredApp(Protocol):
     def replicas(self) -> int: ...
     @property
     def autoscaled(self) -> bool: ...
+    @property
+    def objects(self) -> tuple[Obj, ...]:
+        """Every manifest of the app, Deployment first (then e.g. HPA, PDB), each hash-labelled."""
+        ...
 
 
 class Action(Enum):
@@ -62,23 +86,63 @@ class Action(Enum):
     UNCHANGED = "unchanged"
     FAILED = "failed"  # invalid config, refused by the API, ...: not in the desired state
     NOT_DEPLOYED = "not deployed"  # no version in deployments.json yet: reported, not a failure
+    NOT_ATTEMPTED = "not attempted"  # the run stopped writing first (deadline, circuit breaker, lock)
 
     @property
     def is_failure(self) -> bool:
-        return self is Action.FAILED
+        return self in (Action.FAILED, Action.NOT_ATTEMPTED)
+
+
+class Purpose(Enum):
+    """What one `Write` is for."""
+
+    APPLY = "apply"  # server-side apply of a rendered object as FIELD_MANAGER, forced
+    HANDOVER = "handover"  # apply live spec.replicas as HANDOVER_MANAGER (rv precondition, no force)
+    UPGRADE = "upgrade"  # merge patch: our pre-apply ownership -> FIELD_MANAGER (rv precondition)
+
+
+@dataclass(frozen=True)
+class Write:
+    """One request of a step. ``create``: the object was not in the live lists."""
+
+    kind: str
+    namespace: str
+    name: str
+    body: Obj
+    purpose: Purpose = Purpose.APPLY
+    create: bool = False
+
+    @property
+    def key(self) -> ObjKey:
+        return self.kind, self.namespace, self.name
+
+    @property
+    def field_manager(self) -> str:
+        return HANDOVER_MANAGER if self.purpose is Purpose.HANDOVER else FIELD_MANAGER
+
+    @property
+    def force(self) -> bool:
+        return self.purpose is Purpose.APPLY
+
+    @property
+    def replan(self) -> bool:
+        """Plan again from this write's answer before writing anything else for the app."""
+        return self.purpose is not Purpose.APPLY
 
 
 @dataclass(frozen=True)
 class Step:
-    """One instance's planned action. ``body`` is what to send (create/update)."""
+    """One instance's planned action; ``writes`` are sent in order (create/update)."""
 
     job_id: str
     action: Action
     namespace: str = ""
     name: str = ""
     reasons: tuple[str, ...] = ()
-    body: Obj | None = None
+    writes: tuple[Write, ...] = ()
     live: Obj | None = None
+    #: what our apply of the Deployment will hold (also when a preparatory write comes first)
+    body: Obj | None = None
 
     @property
     def message(self) -> str:
@@ -90,6 +154,8 @@ class SetupPlan:
     steps: tuple[Step, ...]
     #: namespaces a create lands in that hold no managed Deployment yet (create them; 409 = fine)
     namespaces: tuple[str, ...] = ()
+    #: the live objects the plan was made from, by `object_key` (for re-planning one app)
+    live: Mapping[ObjKey, Obj] = field(default_factory=dict)
 
     def with_action(self, action: Action) -> list[Step]:
         return [step for step in self.steps if step.action is action]
@@ -138,17 +204,59 @@ def _same_leaf(desired: Any, live: Any, path: str) -> bool:
     return False
 
 
-def first_difference(desired: Any, live: Any, path: str = "") -> str | None:
+#: Lists the API server merges by key (as server-side apply does), field name -> key fields.
+MERGE_KEYS: dict[str, tuple[str, ...]] = {
+    "containers": ("name",), "initContainers": ("name",), "env": ("name",), "volumes": ("name",),
+    "volumeMounts": ("mountPath",), "ports": ("containerPort", "protocol"), "imagePullSecrets": ("name",),
+}
+_DEFAULT_KEY_VALUES = {"protocol": "TCP"}
+
+
+def item_key(item: Any, key_fields: tuple[str, ...]) -> str:
+    """The `k:{...}` name server-side apply gives a keyed list item (`k:{"name":"main"}`)."""
+    values = {f: (item.get(f) if item.get(f) is not None else _DEFAULT_KEY_VALUES.get(f))
+              for f in key_fields} if isinstance(item, dict) else {}
+    present = {f: v for f, v in sorted(values.items()) if v is not None}
+    return "k:" + json.dumps(present, separators=(",", ":"), sort_keys=True)
+
+
+def _keyed_difference(desired: list[Any], live: Any, path: str, key_fields: tuple[str, ...],
+                      owned: Obj | None) -> str | None:
+    if not isinstance(live, list):
+        return path
+    by_key = {item_key(item, key_fields): item for item in live}
+    wanted = [item_key(item, key_fields) for item in desired]
+    for index, (key, want) in enumerate(zip(wanted, desired, strict=True)):
+        if key not in by_key:
+            return f"{path}[{index}]"
+        found = first_difference(want, by_key[key], f"{path}[{index}]",
+                                 None if owned is None else owned.get(key) or {})
+        if found is not None:
+            return found
+    for key in set(by_key) - set(wanted):  # an extra item matters only if it is ours
+        if owned is None or key in owned:
+            return f"{path}[{key[2:]}]"
+    return None
+
+
+def first_difference(desired: Any, live: Any, path: str = "", owned: Obj | None = None) -> str | None:
     """The first path where ``live`` does not hold what ``desired`` says, or None.
 
-    Dict keys absent from ``desired`` are not ours and are ignored; lists must have the same
-    length and matching elements.
+    Dict keys absent from ``desired`` are not ours and are ignored. Keyed lists (`MERGE_KEYS`)
+    match items by key; an extra live item counts only when ``owned`` (our `fieldsV1` node at
+    this path) says it is ours, or when ``owned`` is None (nothing known: every item counts).
+    Other lists must have the same length and matching elements.
     """
     if isinstance(desired, dict):
         if not isinstance(live, dict):
             return path or "."
         for key in desired:
-            found = first_difference(desired[key], live.get(key), f"{path}.{key}" if path else key)
+            sub = None if owned is None else owned.get(f"f:{key}") or {}
+            where = f"{path}.{key}" if path else key
+            if isinstance(desired[key], list) and key in MERGE_KEYS:
+                found = _keyed_difference(desired[key], live.get(key), where, MERGE_KEYS[key], sub)
+            else:
+                found = first_difference(desired[key], live.get(key), where, sub)
             if found is not None:
                 return found
         return None
@@ -163,8 +271,8 @@ def first_difference(desired: Any, live: Any, path: str = "") -> str | None:
     return None if _same_leaf(desired, live, path) else path
 
 
-def owned_fields(desired: Obj) -> Obj:
-    """The parts of a rendered Deployment we own and compare (replicas handled separately)."""
+def ours_to_compare(desired: Obj) -> Obj:
+    """The parts of a rendered object we own and compare (replicas handled separately)."""
     metadata = desired.get("metadata") or {}
     spec = {k: v for k, v in (desired.get("spec") or {}).items() if k != "replicas"}
     owned: Obj = {"metadata": {k: metadata[k] for k in ("labels", "annotations") if k in metadata}}
@@ -200,10 +308,28 @@ def update_reasons(app: DesiredApp, live: Obj) -> list[str]:
         # Autoscaled apps keep their live count, except to stop (0) and to start again from 0.
         reasons.append(f"replicas {live_replicas} -> {app.replicas}")
     if not reasons:
-        edited = first_difference(owned_fields(app.deployment), live)
-        if edited is not None:
-            reasons.append(f"edited by hand ({edited} differs)")
+        reasons += hand_edits(app.deployment, live)
     return reasons
+
+
+def _our_record(live: Obj) -> Obj | None:
+    """Our `fieldsV1` on ``live``, or None when the object has no record of our applies."""
+    fields = owned_fields(live)
+    return fields or None
+
+
+def hand_edits(desired: Obj, live: Obj) -> list[str]:
+    """["edited by hand (<path> differs)"] when a field we own does not hold our value."""
+    edited = first_difference(ours_to_compare(desired), live, owned=_our_record(live))
+    return [] if edited is None else [f"edited by hand ({edited} differs)"]
+
+
+def object_reasons(desired: Obj, live: Obj) -> list[str]:
+    """Why a live non-Deployment object (HPA, PDB, ...) must be applied again (empty: it is not)."""
+    live_hash, want = _label(live, labels.CONFIG_SHA), _label(desired, labels.CONFIG_SHA)
+    if live_hash != want:
+        return [f"{desired.get('kind')} config changed ({live_hash} -> {want})"]
+    return hand_edits(desired, live)
 
 
 # --------------------------------------------------------------------------- setup
@@ -214,52 +340,112 @@ def _key(obj: Obj) -> tuple[str, str]:
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
 
 
-def update_body(app: DesiredApp, live: Obj) -> Obj:
-    """The object to PUT: the rendered one, with the live resourceVersion (one PUT, no GET) and,
-    for autoscaled apps, the live replica count."""
-    body = dict(app.deployment)
-    metadata = dict(body.get("metadata") or {})
-    metadata["resourceVersion"] = (live.get("metadata") or {}).get("resourceVersion")
-    body["metadata"] = metadata
-    live_replicas = (live.get("spec") or {}).get("replicas")
-    if app.autoscaled and isinstance(live_replicas, int) and 0 not in (live_replicas, app.replicas):
-        body["spec"] = {**body["spec"], "replicas": live_replicas}
-    return body
+def object_key(obj: Obj, kind: str | None = None) -> ObjKey:
+    """(kind, namespace, name) of a manifest, or of a list item (lists leave ``kind`` out)."""
+    namespace, name = _key(obj)
+    return str(kind or obj.get("kind") or ""), namespace, name
 
 
-def plan_app(app: DesiredApp, live: Obj | None) -> Step:
-    """The step for one rendered app given its live Deployment (same namespace and name)."""
-    base = Step(job_id=job_id(app.service, app.instance), action=Action.UNCHANGED, namespace=app.namespace,
-                name=str(app.deployment["metadata"]["name"]), live=live)
+def _resource_version(live: Obj) -> Any:
+    return (live.get("metadata") or {}).get("resourceVersion")
+
+
+def keeps_replicas(app: DesiredApp, live: Obj | None) -> bool:
+    """Whether we send `spec.replicas`: always on create and for fixed-size apps; for autoscaled
+    apps only to stop (0) and to start again from 0 — otherwise the autoscaler owns it."""
+    if live is None or not app.autoscaled:
+        return True
+    return 0 in ((live.get("spec") or {}).get("replicas"), app.replicas)
+
+
+def deployment_writes(app: DesiredApp, live: Obj | None) -> tuple[Write, ...]:
+    """The writes that bring the app's Deployment to ``app`` from ``live`` (None: missing).
+
+    A preparatory write (upgrade, hand-over) comes alone: the plan is made again from its answer.
+    """
+    deployment = app.deployment
+    namespace, name = _key(deployment)
+    write = Write("Deployment", namespace, name, deployment, create=live is None)
     if live is None:
-        return replace(base, action=Action.CREATE, reasons=("does not exist yet",), body=app.deployment)
-    if (live.get("metadata") or {}).get("deletionTimestamp"):
+        return (write,)
+    upgrade = upgrade_patch(live)
+    if upgrade is not None:
+        return (replace(write, body=upgrade, purpose=Purpose.UPGRADE),)
+    if keeps_replicas(app, live):
+        return (write,)
+    if owners(live, ("spec", "replicas")) == {FIELD_MANAGER}:
+        handover = {"apiVersion": deployment.get("apiVersion"), "kind": "Deployment",
+                    "metadata": {"name": name, "namespace": namespace,
+                                 "resourceVersion": _resource_version(live)},
+                    "spec": {"replicas": (live.get("spec") or {}).get("replicas")}}
+        return (replace(write, body=handover, purpose=Purpose.HANDOVER),)
+    return (replace(write, body=apply_body(app, live)),)
+
+
+def apply_body(app: DesiredApp, live: Obj | None) -> Obj:
+    """The Deployment as we apply it: the rendered one, without `spec.replicas` when the
+    autoscaler owns it (`keeps_replicas`)."""
+    deployment = app.deployment
+    if keeps_replicas(app, live):
+        return deployment
+    return {**deployment, "spec": {k: v for k, v in deployment["spec"].items() if k != "replicas"}}
+
+
+def plan_app(app: DesiredApp, live: Mapping[ObjKey, Obj]) -> Step:
+    """The step for one rendered app given the live objects (by `object_key`) it may have."""
+    deployment_key = object_key(app.deployment)
+    deployment = live.get(deployment_key)
+    base = Step(job_id=job_id(app.service, app.instance), action=Action.UNCHANGED, namespace=app.namespace,
+                name=deployment_key[2], live=deployment)
+    if deployment is not None and (deployment.get("metadata") or {}).get("deletionTimestamp"):
         return replace(base, action=Action.FAILED, reasons=("is being deleted; run again once it is gone",))
-    reasons = update_reasons(app, live)
-    if not reasons:
+    if deployment is None:
+        reasons = ["does not exist yet"]
+        writes = list(deployment_writes(app, None))
+    else:
+        reasons = update_reasons(app, deployment)
+        writes = list(deployment_writes(app, deployment)) if reasons else []
+    for obj in app.objects:
+        key = object_key(obj)
+        if key == deployment_key or (writes and writes[-1].replan):
+            continue
+        other = live.get(key)
+        why = ["does not exist yet"] if other is None else object_reasons(obj, other)
+        if why:
+            writes.append(Write(key[0], key[1], key[2], obj, create=other is None))
+            reasons += [f"{key[0]} {reason}" for reason in why] if deployment is not None else []
+    if not writes:
         return replace(base, reasons=("up to date",))
-    return replace(base, action=Action.UPDATE, reasons=tuple(reasons), body=update_body(app, live))
+    action = Action.CREATE if deployment is None else Action.UPDATE
+    return replace(base, action=action, reasons=tuple(reasons), writes=tuple(writes),
+                   body=apply_body(app, deployment))
 
 
 def plan_setup(desired: Iterable[DesiredApp], live: Iterable[Obj], *,
+               live_others: Mapping[str, Iterable[Obj]] | None = None,
                failures: Mapping[str, str] | None = None,
                not_deployed: Mapping[str, str] | None = None) -> SetupPlan:
-    """Pair rendered apps with live Deployments by (namespace, name) and plan each one.
+    """Pair rendered apps with live objects by (kind, namespace, name) and plan each one.
+
+    ``live`` are the managed Deployments, ``live_others`` the managed objects of other kinds
+    the apps render (kind -> list items).
 
     ``failures`` / ``not_deployed`` map job ids that could not be rendered to why; they become
     FAILED / NOT_DEPLOYED steps so the report and the exit code cover every instance. Live
     Deployments with no desired app are left alone (that is cleanup's job).
     """
-    by_key = {_key(obj): obj for obj in live}
-    steps = [plan_app(app, by_key.get((app.namespace, str(app.deployment["metadata"]["name"]))))
-             for app in desired]
+    by_key = {object_key(obj, "Deployment"): obj for obj in live}
+    for kind, items in (live_others or {}).items():
+        by_key.update({object_key(obj, kind): obj for obj in items})
+    steps = [plan_app(app, by_key) for app in desired]
     steps += [Step(job_id=jid, action=Action.FAILED, reasons=(why,))
               for jid, why in (failures or {}).items()]
     steps += [Step(job_id=jid, action=Action.NOT_DEPLOYED, reasons=(why,))
               for jid, why in (not_deployed or {}).items()]
-    occupied = {namespace for namespace, _ in by_key}
+    occupied = {namespace for _, namespace, _ in by_key}
     new_namespaces = sorted({s.namespace for s in steps if s.action is Action.CREATE} - occupied)
-    return SetupPlan(steps=tuple(sorted(steps, key=lambda s: s.job_id)), namespaces=tuple(new_namespaces))
+    return SetupPlan(steps=tuple(sorted(steps, key=lambda s: s.job_id)), namespaces=tuple(new_namespaces),
+                     live=by_key)
 
 
 # --------------------------------------------------------------------------- cleanup
@@ -277,6 +463,9 @@ class Victim:
     namespace: str
     name: str
     reason: str
+    #: from the list: the delete is refused (409) if the object changed or was replaced since
+    uid: str = ""
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -287,6 +476,12 @@ class CleanupPlan:
     managed_apps: int = 0  # distinct (service, instance) among live managed Deployments
     message: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    #: (namespace/name, why) of apps kept because their service's configuration is in doubt;
+    #: unlike `kept` (e.g. another cluster's apps), always worth telling
+    held: tuple[tuple[str, str], ...] = ()
+    # Managed Deployments of this cluster left in place (still configured, or held): the
+    # summary's "kept", so deleted + failed + kept adds up to this cluster's managed Deployments.
+    staying: int = 0
 
 
 @dataclass(frozen=True)
@@ -296,7 +491,7 @@ class Configured:
     cluster: str
     instances: frozenset[tuple[str, str]]  # (service, instance), valid or not
     namespaces: Mapping[tuple[str, str], str]  # (service, instance) -> configured namespace
-    unreadable_services: frozenset[str] = frozenset()  # failed to load: keep all their apps
+    unreadable_services: frozenset[str] = frozenset()  # any file-level error: keep all their apps
 
 
 def _ready(obj: Obj) -> bool:
@@ -324,14 +519,16 @@ def plan_cleanup(live: Iterable[Obj], configured: Configured, *, kill_threshold:
     """Decide which managed Deployments to delete, guarded by the kill threshold.
 
     Never deletes: objects without the managed label or without service/instance labels,
-    objects labelled for another cluster, apps of services that failed to load, or an app moved
-    to another namespace before the new one is ready. Refuses (REFUSED) when the fraction of
-    managed apps to delete exceeds ``kill_threshold``, unless ``force``.
+    objects labelled for another cluster, apps of services whose configuration has an error
+    (held: what they configure is unknown, not gone), or an app moved to another namespace
+    before the new one is ready. Refuses (REFUSED) when the fraction of managed apps to delete
+    exceeds ``kill_threshold``, unless ``force``.
     """
-    kept, warnings, victims = [], [], []
+    kept, held, warnings, victims = [], [], [], []
     managed = [obj for obj in live if _label(obj, labels.MANAGED) == "true"]
     live_keys = {_key(obj): obj for obj in managed}
     groups = set()
+    ours = 0  # managed Deployments of this cluster with service/instance labels
     for obj in managed:
         namespace, name = _key(obj)
         where = f"{namespace}/{name}"
@@ -344,13 +541,18 @@ def plan_cleanup(live: Iterable[Obj], configured: Configured, *, kill_threshold:
             kept.append((where, f"belongs to cluster {obj_cluster}"))
             continue  # not ours: it must not dilute the kill threshold either
         groups.add((service, instance))
+        ours += 1
         if service in configured.unreadable_services:
-            kept.append((where, f"service {service} failed to load; keeping its apps"))
+            held.append((where, f"service {service} has a configuration error; none of its apps is deleted"))
         else:
             reason = _cleanup_verdict(obj, configured, live_keys)
             if reason is not None:
-                victims.append(Victim(job_id(service, instance), namespace, name, reason))
-    return _decide(tuple(victims), tuple(kept), tuple(warnings), len(groups), kill_threshold, force)
+                metadata = obj.get("metadata") or {}
+                victims.append(Victim(job_id(service, instance), namespace, name, reason,
+                                      uid=str(metadata.get("uid") or ""),
+                                      resource_version=str(metadata.get("resourceVersion") or "")))
+    plan = _decide(tuple(victims), tuple(kept), tuple(warnings), len(groups), kill_threshold, force)
+    return replace(plan, held=tuple(held), staying=ours - len(victims))
 
 
 def _decide(victims: tuple[Victim, ...], kept: tuple[tuple[str, str], ...], warnings: tuple[str, ...],

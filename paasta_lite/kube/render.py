@@ -4,15 +4,19 @@ Pure (STYLE practice 10): config in, plain dicts in the API's camelCase JSON sha
 network or environment access. The system config and deployments.json are passed in by the edge
 (`setup_kubernetes_job`, `paasta render`), which is why `paasta render` needs no cluster. The
 config hash is taken once, from the finished Deployment, and then written into its labels
-(`config_hash.with_config_hash`); nothing is added after that.
+(`config_hash.with_config_hash`), next to the soa hash annotation (`with_soa_config_hash`, which the
+config hash leaves out); nothing is added after that.
 
 Decisions (each one documented where it is made):
 - user `env` overrides the PAASTA_* variables, as in PaaSTA (soa-configs written for PaaSTA keep
   working); env and volumes are sorted so reordering YAML keys never bounces anything;
 - `maxUnavailable` is computed with decimals from the text of `bounce_margin_factor`, never with
   float truncation (PaaSTA turns 0.9 into "9%"); see `max_unavailable`;
-- autoscaled instances (`max_instances` set) start at `min_instances` (default 1); the
-  reconciler keeps the live replica count for them (`RenderedApp.autoscaled`);
+- autoscaled instances (`max_instances` set) start at `max_instances`, PaaSTA's first-deploy rule
+  (`render_scaling.initial_replicas`); the reconciler keeps the live replica count for them
+  (`RenderedApp.autoscaled`), which their HorizontalPodAutoscaler owns;
+- the HPA and PodDisruptionBudget come from `render_scaling` and travel in `RenderedApp.hpa` /
+  `.pdb`, each with its own config hash label;
 - `revisionHistoryLimit` is `REVISION_HISTORY_LIMIT` (2, see there).
 """
 
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP
 from typing import TYPE_CHECKING, Any
 
 from paasta_lite.config.deployments_json import Control, DeployedVersion, DeploymentsJson
@@ -29,7 +33,7 @@ from paasta_lite.config.naming import app_name, container_name, job_id, label_va
 from paasta_lite.config.system_config import SystemConfig
 from paasta_lite.errors import ConfigError, NotDeployedError, PaastaLiteError
 from paasta_lite.kube import labels
-from paasta_lite.kube.config_hash import config_hash, with_config_hash
+from paasta_lite.kube.config_hash import config_hash, soa_config_hash, with_config_hash, with_soa_config_hash
 from paasta_lite.kube.render_pod import (
     as_decimal,
     command_and_args,
@@ -39,6 +43,7 @@ from paasta_lite.kube.render_pod import (
     resources,
     volumes_and_mounts,
 )
+from paasta_lite.kube.render_scaling import initial_replicas, max_unavailable, render_hpa, render_pdb
 
 if TYPE_CHECKING:  # a type only: rendering never loads a soa dir
     from paasta_lite.config.soa_config import ServiceConfig
@@ -70,6 +75,11 @@ class RenderedApp:
     replicas: int
     #: autoscaled apps: `replicas` is only the starting count; keep the live one on updates
     autoscaled: bool = False
+    #: the autoscaling/v2 HorizontalPodAutoscaler to apply; None: the instance must have none
+    #: (not autoscaled, stopped, bespoke...), so an existing one is deleted
+    hpa: JsonDict | None = None
+    #: the policy/v1 PodDisruptionBudget to apply (every rendered instance has one)
+    pdb: JsonDict | None = None
 
     @property
     def job_id(self) -> str:
@@ -80,23 +90,24 @@ class RenderedApp:
         """The Deployment's name."""
         return str(self.deployment["metadata"]["name"])
 
+    @property
+    def objects(self) -> tuple[JsonDict, ...]:
+        """Every object `setup_kubernetes_job` applies for the app, Deployment first (the HPA
+        and PDB of issue 12 join here; each carries its own config-hash label)."""
+        return (self.deployment,)
+
 
 # --- names and labels -------------------------------------------------------------------------
 
 
 def app_labels(instance: InstanceConfig, version: DeployedVersion) -> JsonDict:
     """Labels of the Deployment and its pod template (the config hash is added after hashing)."""
+    common = labels.instance_labels(instance)
     result = {
-        labels.SERVICE: instance.service,
-        labels.INSTANCE: instance.instance,
+        labels.SERVICE: common[labels.SERVICE],
+        labels.INSTANCE: common[labels.INSTANCE],
         labels.GIT_SHA: label_value(version.git_sha),
-        labels.DEPLOY_GROUP: label_value(instance.deploy_group),
-        labels.CLUSTER: label_value(instance.cluster),
-        labels.AUTOSCALED: "true" if instance.is_autoscaled else "false",
-        labels.MANAGED: "true",
-        labels.APP_NAME: instance.service,
-        labels.APP_INSTANCE: app_name(instance.service, instance.instance),
-        labels.APP_MANAGED_BY: labels.MANAGED_BY_VALUE,
+        **common,
     }
     if version.image_version:
         result[labels.IMAGE_VERSION] = label_value(version.image_version)
@@ -105,7 +116,7 @@ def app_labels(instance: InstanceConfig, version: DeployedVersion) -> JsonDict:
 
 def selector_labels(instance: InstanceConfig) -> JsonDict:
     """Only service and instance: a Deployment's selector is immutable."""
-    return {labels.SERVICE: instance.service, labels.INSTANCE: instance.instance}
+    return labels.match_labels(instance.service, instance.instance)
 
 
 def namespace_manifest(namespace: str) -> JsonDict:
@@ -124,17 +135,6 @@ def namespace_manifest(namespace: str) -> JsonDict:
 
 
 # --- strategy and replicas ---------------------------------------------------------------------
-
-
-def max_unavailable(bounce_margin_factor: float) -> str:
-    """`(1 - margin) * 100` percent, computed in decimal: 0.9 -> "10%", 0.95 -> "5%".
-
-    Kubernetes accepts only whole percentages. When the exact value is not whole (0.333 ->
-    66.7), we round down (66%): rounding towards fewer unavailable pods keeps availability at or
-    above the margin the owner asked for, never below it.
-    """
-    percent = (Decimal(1) - as_decimal(bounce_margin_factor)) * 100
-    return f"{int(percent.to_integral_value(rounding=ROUND_FLOOR))}%"
 
 
 def max_surge(overprovision_factor: float) -> str:
@@ -166,12 +166,10 @@ def strategy(instance: InstanceConfig, system: SystemConfig) -> JsonDict:
 
 
 def desired_replicas(instance: InstanceConfig, control: Control) -> int:
-    """0 when stopped; `min_instances` (default 1) to start an autoscaled app; else `instances`."""
+    """0 when stopped; else what a new Deployment starts with (`max_instances` when autoscaled)."""
     if control.desired_state == "stop":
         return 0
-    if instance.is_autoscaled:
-        return instance.min_instances if instance.min_instances is not None else 1
-    return instance.instances
+    return initial_replicas(instance)
 
 
 # --- the Deployment ----------------------------------------------------------------------------
@@ -242,16 +240,19 @@ def render_app(
     registry = system.require_docker_registry(instance.docker_registry)
     unhashed = deployment_manifest(instance, version, control, registry=registry, system=system)
     digest = config_hash(unhashed, force_bounce=control.force_bounce)
+    soa_digest = soa_config_hash(instance, version, force_bounce=control.force_bounce)
     return RenderedApp(
         service=instance.service,
         instance=instance.instance,
         namespace=instance.namespace,
         namespace_manifest=namespace_manifest(instance.namespace),
-        deployment=with_config_hash(unhashed, digest),
+        deployment=with_soa_config_hash(with_config_hash(unhashed, digest), soa_digest),
         config_hash=digest,
         git_sha=version.git_sha,
         replicas=int(unhashed["spec"]["replicas"]),
         autoscaled=instance.is_autoscaled,
+        hpa=render_hpa(instance, control),
+        pdb=render_pdb(instance, system),
     )
 
 
@@ -260,8 +261,16 @@ def render_instance(
 ) -> RenderedApp:
     """Look up the instance's version and control in deployments.json, then render it.
 
-    Raises `NotDeployedError` when its deploy group has no entry yet (reported, not a failure).
+    Raises `NotDeployedError` when its deploy group has no entry yet (reported, not a failure),
+    and `ConfigError` when the entry it needs (deploy group or control) is malformed: that
+    instance fails, the other deploy groups of the file still render.
     """
+    problems = (
+        deployments.problems_for(instance.service, instance.cluster, instance.instance, instance.deploy_group)
+        if deployments else ()
+    )
+    if problems:
+        raise ConfigError(problems)
     version = deployments.version_for(instance.deploy_group) if deployments else None
     if deployments is None or version is None:
         raise NotDeployedError(

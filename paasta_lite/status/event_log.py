@@ -63,6 +63,15 @@ class Event:
     instance: str = NOT_APPLICABLE
 
 
+def event_location(event: Event) -> str:
+    """Where an event happened, for people: ``kind.main``, ``kind`` (a namespace-wide event), or
+    ``""`` for a service-wide one (mark-for-deployment has no cluster or instance). The record keeps
+    PaaSTA's ``N/A`` placeholders; they are never shown.
+    """
+    parts = [part for part in (event.cluster, event.instance) if part and part != NOT_APPLICABLE]
+    return ".".join(parts)
+
+
 def strip_ansi(text: str) -> str:
     """Remove ANSI colour/cursor sequences so the log never carries terminal noise."""
     return _ANSI_ESCAPE.sub("", text)

@@ -2,9 +2,12 @@
 
 `assess(observed, desired)` is pure. It takes the Deployment, its ReplicaSets, pods and recent
 events exactly as the Kubernetes API returns them (plain camelCase dicts) plus what we want (the
-desired version, replicas, desired_state, bounce_margin_factor) and returns an `InstanceHealth`.
-`paasta status`, the API's `status` and `bounce_status` endpoints and `wait-for-deployment` all
-read this one result, so they can never disagree.
+desired version, replicas, desired_state, bounce_margin_factor, soa hash) and returns an
+`InstanceHealth`. `paasta status`, the API's `status` and `bounce_status` endpoints and
+`wait-for-deployment` all read this one result, so they can never disagree. Whether a rollout is
+complete comes from the Deployment controller's own report (`rollout`: observedGeneration,
+updated/available/old replicas, the Progressing and Available conditions), never from counting
+ready pods: a pod is only *available* once ready for `minReadySeconds`.
 
 States (`State`), checked in this order:
 
@@ -12,14 +15,23 @@ States (`State`), checked in this order:
 - ``Stopped``     — we want 0 replicas (desired_state ``stop`` or ``instances: 0``) and none remain.
 - ``Stopping``    — we want 0 replicas and some pods remain.
 - ``Pending``     — the cluster has not caught up: the Deployment's template is not the desired
-  version (the reconciler has not applied it), or the controller has not observed the latest
-  spec yet (``status.observedGeneration < metadata.generation``).
-- ``Degraded``    — something will not fix itself: CrashLoopBackOff, ImagePullBackOff, OOMKilled,
-  Unschedulable, ProgressDeadlineExceeded, ReplicaFailure... (never while ``Running``).
-- ``Bouncing``    — more than one version has replicas.
-- ``Starting``    — only the desired version, no replica ready yet.
-- ``Scaling``     — only the desired version, some but fewer replicas ready than wanted.
-- ``Running``     — only the desired version, at least as many ready replicas as wanted.
+  version or its soa-configs (the reconciler has not applied it), the controller has not
+  observed the latest spec yet (``status.observedGeneration < metadata.generation``), or the
+  Deployment is paused.
+- ``Degraded``    — something will not fix itself: the rollout failed (``Progressing=False``,
+  ProgressDeadlineExceeded: always, whatever the counts), or, short of Running, CrashLoopBackOff,
+  ImagePullBackOff, OOMKilled, Unschedulable, ReplicaFailure...
+- ``Bouncing``    — more than one version has replicas (or the controller reports old ones).
+- ``Starting``    — only the desired version, no replica available yet.
+- ``Scaling``     — only the desired version, fewer replicas available than wanted, or the
+  controller still reports a blocker (see `rollout.blocker`).
+- ``Running``     — only the desired version, at least as many available replicas as wanted, and
+  the controller reports the rollout complete.
+
+Config drift: the template's git sha and image version must be the desired ones; the config is
+compared through the soa hash annotation (`kube.config_hash.soa_config_hash`, computable without
+the cluster's system config) and, when the caller rendered with the cluster's own system config
+(the API does), through the full config hash. When neither can be compared, `config_note` says so.
 
 A stopped instance reads ``Stopped``, never "Critical (0/N)": when we want 0 replicas, 0 is
 what we expect. ``healthy`` means serving what we asked for (intentionally stopped counts);
@@ -28,14 +40,25 @@ what we expect. ``healthy`` means serving what we asked for (intentionally stopp
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any
 
 from paasta_lite.kube import labels
-from paasta_lite.timestamps import parse_iso
+from paasta_lite.status.objects import (
+    EventInfo,
+    PodStatus,
+    RunningVersion,
+    Version,
+    is_live_pod,
+    pod_status,
+    recent_events,
+    running_versions,
+)
+from paasta_lite.status.rollout import Blocker, Rollout, blocker, needed, read_rollout
+
+__all__ = ["Desired", "InstanceHealth", "Observed", "State", "Version", "assess"]
 
 JsonDict = Mapping[str, Any]
 
@@ -70,32 +93,6 @@ TRANSIENT_REASONS = ("NotReady", "ContainerCreating", "PodInitializing", "Pendin
 
 
 @dataclass(frozen=True)
-class Version:
-    """What identifies a version: git sha (+ image version) and the rendered config hash."""
-
-    git_sha: str | None
-    config_sha: str | None = None
-    image_version: str | None = None
-
-    def matches(self, other: Version) -> bool:
-        """Same code; same config too when both sides know their config hash."""
-        if self.git_sha != other.git_sha or self.image_version != other.image_version:
-            return False
-        return self.config_sha is None or other.config_sha is None or self.config_sha == other.config_sha
-
-    def short(self) -> str:
-        text = (self.git_sha or "?")[:8]
-        if self.image_version:
-            text += f"+{self.image_version}"
-        return text
-
-    @classmethod
-    def from_labels(cls, object_labels: JsonDict | None) -> Version:
-        found = object_labels or {}
-        return cls(found.get(labels.GIT_SHA), found.get(labels.CONFIG_SHA), found.get(labels.IMAGE_VERSION))
-
-
-@dataclass(frozen=True)
 class Desired:
     """What we want for the instance (from soa-configs, deployments.json and the renderer)."""
 
@@ -103,6 +100,8 @@ class Desired:
     replicas: int
     desired_state: str = "start"
     bounce_margin_factor: float = 1.0
+    #: `soa_config_hash` of the instance: compared with the Deployment's annotation
+    soa_config_sha: str | None = None
 
     @property
     def expected(self) -> int:
@@ -117,42 +116,6 @@ class Observed:
     replicasets: Sequence[JsonDict] = ()
     pods: Sequence[JsonDict] = ()
     events: Sequence[JsonDict] = ()
-
-
-@dataclass(frozen=True)
-class RunningVersion:
-    version: Version
-    replicas: int
-    ready: int
-    created: float | None
-    target: bool
-    names: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PodStatus:
-    name: str
-    version: Version
-    node: str | None
-    created: float | None
-    phase: str
-    ready: bool
-    restarts: int
-    reason: str | None
-    message: str
-    deleting: bool
-    containers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class EventInfo:
-    kind: str
-    name: str
-    type: str
-    reason: str
-    message: str
-    count: int
-    last_seen: float | None
 
 
 @dataclass(frozen=True)
@@ -175,6 +138,10 @@ class InstanceHealth:
     versions: tuple[RunningVersion, ...] = ()
     pods: tuple[PodStatus, ...] = ()
     events: tuple[EventInfo, ...] = field(default=())
+    #: replicas the Deployment controller counts as available (ready for minReadySeconds)
+    available: int = 0
+    #: set when config drift could not be judged (and why); None when it was, or is moot
+    config_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -200,25 +167,38 @@ class InstanceHealth:
         return cls(**values)
 
 
-def parse_time(value: str | None) -> float | None:
-    """RFC 3339 timestamp from the API -> epoch seconds (None stays None)."""
-    if not value:
-        return None
-    return parse_iso(value).timestamp()
+@dataclass(frozen=True)
+class _Facts:
+    """What `_decide` and `_deploy_done` read, gathered once by `assess`."""
+
+    desired: Desired
+    versions: tuple[RunningVersion, ...]
+    pods: tuple[PodStatus, ...]
+    rollout: Rollout | None
+    blocker: Blocker | None
+    ready: int
+    available: int
 
 
 def assess(observed: Observed, desired: Desired) -> InstanceHealth:
     """Compute the health of one instance from its cluster objects and what we want."""
+    desired = _with_known_config(observed.deployment, desired)
     target = desired.version
-    versions = _running_versions(observed, target)
-    pods = tuple(_pod_status(pod) for pod in observed.pods if _is_live_pod(pod))
+    versions = running_versions(observed.replicasets, observed.pods, target)
+    pods = tuple(pod_status(pod) for pod in observed.pods if is_live_pod(pod))
     ready = sum(v.ready for v in versions)
-    state, reason, message = _decide(observed, desired, versions, pods)
     expected = desired.expected
+    rollout = read_rollout(observed.deployment) if observed.deployment is not None else None
+    available = rollout.available if rollout is not None else sum(v.available for v in versions)
+    stop = None
+    if rollout is not None:
+        stop = blocker(rollout, need=needed(expected, desired.bounce_margin_factor), expected=expected)
+    facts = _Facts(desired, versions, pods, rollout, stop, ready, available)
+    state, reason, message, note = _decide(observed, facts)
     healthy = state in (State.RUNNING, State.STOPPED, State.STOPPING) or (
-        state in (State.BOUNCING, State.PENDING, State.SCALING) and ready >= expected
+        state in (State.BOUNCING, State.PENDING, State.SCALING) and available >= expected
     )
-    done, done_message = _deploy_done(desired, state, versions, message)
+    done, done_message = _deploy_done(facts, state, message)
     metadata = (observed.deployment or {}).get("metadata", {})
     return InstanceHealth(
         state=state,
@@ -236,57 +216,116 @@ def assess(observed: Observed, desired: Desired) -> InstanceHealth:
         namespace=metadata.get("namespace"),
         versions=versions,
         pods=pods,
-        events=_events(observed.events),
+        events=recent_events(observed.events),
+        available=available,
+        config_note=note,
     )
 
 
-def _decide(
-    observed: Observed, desired: Desired, versions: Sequence[RunningVersion], pods: Sequence[PodStatus]
-) -> tuple[State, str | None, str]:
-    """The ordered state rules from the module docstring -> (state, reason, message)."""
+def _decide(observed: Observed, facts: _Facts) -> tuple[State, str | None, str, str | None]:
+    """The ordered state rules from the module docstring -> (state, reason, message, config note)."""
+    desired = facts.desired
     expected = desired.expected
     if expected == 0:
-        live = sum(v.replicas for v in versions) + sum(1 for p in pods)
+        live = sum(v.replicas for v in facts.versions) + len(facts.pods)
         if live:
-            return State.STOPPING, "Stopping", f"{live} pod(s) still shutting down"
+            return State.STOPPING, "Stopping", f"{live} pod(s) still shutting down", None
         what = "desired_state is stop" if desired.desired_state == "stop" else "0 instances configured"
-        return State.STOPPED, None, f"stopped ({what})"
+        return State.STOPPED, None, f"stopped ({what})", None
     if desired.version is None:
-        return State.NOT_DEPLOYED, "NotMarked", "no version has been marked for deployment yet"
-    deployment = observed.deployment
-    if deployment is None:
-        return State.NOT_DEPLOYED, "NoDeployment", "no Deployment in the cluster yet (reconciler not run?)"
+        return State.NOT_DEPLOYED, "NotMarked", "no version has been marked for deployment yet", None
+    deployment, rollout, stop = observed.deployment, facts.rollout, facts.blocker
+    if deployment is None or rollout is None:
+        message = "no Deployment in the cluster yet (reconciler not run?)"
+        return State.NOT_DEPLOYED, "NoDeployment", message, None
+    pending, note = _not_applied(deployment, desired)
+    if pending is not None:
+        return State.PENDING, "NotApplied", pending, note
+    if stop is not None and stop.reason in ("NotObservedYet", "Paused"):
+        return State.PENDING, stop.reason, stop.message, note
+    failure = _worst(_failures(rollout, facts.pods), FAILURE_REASONS)
+    if stop is not None and stop.failed:
+        cause = f"; {failure[1]}" if failure is not None and failure[0] != stop.reason else ""
+        return State.DEGRADED, failure[0] if failure else stop.reason, stop.message + cause, note
+    lifecycle, message = _lifecycle(facts, desired.version)
+    if lifecycle is State.RUNNING:
+        return lifecycle, None, message, note
+    if failure is not None:
+        return State.DEGRADED, failure[0], f"{message}; {failure[1]}", note
+    waiting = [(p.reason, f"pod {p.name}: {p.message}") for p in facts.pods if p.reason]
+    soft = _worst(waiting, TRANSIENT_REASONS)
+    if soft is not None:
+        return lifecycle, soft[0], f"{message}; {soft[1]}", note
+    if stop is not None:  # `reason` names it; `done_message` has the details
+        return lifecycle, stop.reason, message, note
+    return lifecycle, "WaitingForReady", message, note
+
+
+def _with_known_config(deployment: JsonDict | None, desired: Desired) -> Desired:
+    """`desired`, its version completed with the applied template's config hash when only the
+    soa hash could be compared (direct mode) and it says the Deployment is what soa-configs want.
+
+    That config hash then marks which ReplicaSet is the target during a config-only bounce, as
+    the API's rendered hash does.
+    """
+    want = desired.version
+    if want is None or want.config_sha or deployment is None or not desired.soa_config_sha:
+        return desired
+    recorded = (deployment.get("metadata", {}).get("annotations") or {}).get(labels.SOA_CONFIG_SHA)
     template = deployment.get("spec", {}).get("template", {})
     applied = Version.from_labels(template.get("metadata", {}).get("labels"))
-    if not applied.matches(desired.version):
-        message = f"the cluster is at {applied.short()}; {desired.version.short()} has not been applied yet"
-        if applied.git_sha == desired.version.git_sha:
-            message = "the configuration in the cluster differs from soa-configs; not applied yet"
-        return State.PENDING, "NotApplied", message
-    ready = sum(v.ready for v in versions)
-    others = [v for v in versions if not v.target]
-    if others:
-        old = sum(v.replicas for v in others)
-        lifecycle = State.BOUNCING
-        message = f"bouncing to {desired.version.short()}: {old} old replica(s) left"
-    elif ready == 0:
-        lifecycle, message = State.STARTING, f"starting: 0/{expected} ready"
-    elif ready < expected:
-        lifecycle, message = State.SCALING, f"scaling: {ready}/{expected} ready"
+    same_code = (applied.git_sha, applied.image_version) == (want.git_sha, want.image_version)
+    if recorded != desired.soa_config_sha or not same_code or not applied.config_sha:
+        return desired
+    return replace(desired, version=replace(want, config_sha=applied.config_sha))
+
+
+def _not_applied(deployment: JsonDict, desired: Desired) -> tuple[str | None, str | None]:
+    """(why the Deployment is not what soa-configs want, else None; why config drift could not
+    be judged, else None). Code identity first (git sha, image version), then the config."""
+    assert desired.version is not None
+    want = desired.version
+    template = deployment.get("spec", {}).get("template", {})
+    applied = Version.from_labels(template.get("metadata", {}).get("labels"))
+    if (applied.git_sha, applied.image_version) != (want.git_sha, want.image_version):
+        return f"the cluster is at {applied.short()}; {want.short()} has not been applied yet", None
+    recorded = (deployment.get("metadata", {}).get("annotations") or {}).get(labels.SOA_CONFIG_SHA)
+    differs = "the configuration in the cluster differs from soa-configs ({}); not applied yet"
+    if desired.soa_config_sha and recorded and recorded != desired.soa_config_sha:
+        return differs.format(f"soa hash {recorded}, soa-configs give {desired.soa_config_sha}"), None
+    if want.config_sha and applied.config_sha and want.config_sha != applied.config_sha:
+        return differs.format(f"config hash {applied.config_sha}, expected {want.config_sha}"), None
+    if want.config_sha and applied.config_sha:
+        return None, None
+    if desired.soa_config_sha and recorded:
+        return None, None
+    if not recorded:
+        why = (
+            f"the Deployment has no {labels.SOA_CONFIG_SHA} annotation (applied by an older"
+            " setup_kubernetes_job; its next run adds it)"
+        )
     else:
-        lifecycle, message = State.RUNNING, f"running {desired.version.short()}: {ready}/{expected} ready"
-    failure = _worst(_failures(deployment, pods), FAILURE_REASONS)
-    if lifecycle is not State.RUNNING and failure is not None:
-        return State.DEGRADED, failure[0], f"{message}; {failure[1]}"
-    metadata, status = deployment.get("metadata", {}), deployment.get("status", {})
-    generation, seen = metadata.get("generation"), status.get("observedGeneration")
-    if generation is not None and (seen is None or seen < generation):
-        note = f"generation {generation} not yet observed by the controller (observed {seen})"
-        return State.PENDING, "NotObservedYet", note
-    if lifecycle is State.RUNNING:
-        return lifecycle, None, message
-    soft = _worst([(p.reason, f"pod {p.name}: {p.message}") for p in pods if p.reason], TRANSIENT_REASONS)
-    return lifecycle, (soft[0] if soft else "WaitingForReady"), message + (f"; {soft[1]}" if soft else "")
+        why = "no soa-config hash to compare with"
+    return None, f"cannot judge config drift from here: {why}; compared the git sha only"
+
+
+def _counts(facts: _Facts, expected: int) -> str:
+    """"2/3 ready", or "2/2 ready, 0 available" while minReadySeconds holds ready pods back."""
+    text = f"{facts.ready}/{expected} ready"
+    return text if facts.available == facts.ready else f"{text}, {facts.available} available"
+
+
+def _lifecycle(facts: _Facts, target: Version) -> tuple[State, str]:
+    """Bouncing / Starting / Scaling / Running from versions and the controller's counts."""
+    expected, rollout = facts.desired.expected, facts.rollout
+    old = sum(v.replicas for v in facts.versions if not v.target) or (rollout.old_replicas if rollout else 0)
+    if old:
+        return State.BOUNCING, f"bouncing to {target.short()}: {old} old replica(s) left"
+    if facts.available == 0:
+        return State.STARTING, f"starting: {_counts(facts, expected)}"
+    if facts.available < expected or facts.blocker is not None:
+        return State.SCALING, f"scaling: {_counts(facts, expected)}"
+    return State.RUNNING, f"running {target.short()}: {_counts(facts, expected)}"
 
 
 def _worst(found: Iterable[tuple[str | None, str]], order: Sequence[str]) -> tuple[str, str] | None:
@@ -298,156 +337,45 @@ def _worst(found: Iterable[tuple[str | None, str]], order: Sequence[str]) -> tup
     return reason, message
 
 
-def _failures(deployment: JsonDict, pods: Sequence[PodStatus]) -> list[tuple[str | None, str]]:
+def _failures(rollout: Rollout, pods: Sequence[PodStatus]) -> list[tuple[str | None, str]]:
+    """Pod failures plus the controller's ReplicaFailure condition (e.g. quota exceeded)."""
     found: list[tuple[str | None, str]] = [(p.reason, f"pod {p.name}: {p.message}") for p in pods]
-    for condition in deployment.get("status", {}).get("conditions") or ():
-        kind, status, reason = condition.get("type"), condition.get("status"), condition.get("reason")
-        if kind == "Progressing" and status == "False" and reason == "ProgressDeadlineExceeded":
-            found.append((reason, condition.get("message") or "progress deadline exceeded"))
-        if kind == "ReplicaFailure" and status == "True":
-            found.append(("ReplicaFailure", f"{reason}: {condition.get('message', '')}".strip()))
+    failure = rollout.condition("ReplicaFailure")
+    if failure is not None and failure.status == "True":
+        found.append(("ReplicaFailure", failure.text()))
     return found
 
 
-def _deploy_done(
-    desired: Desired, state: State, versions: Sequence[RunningVersion], message: str
-) -> tuple[bool, str]:
+def _deploy_done(facts: _Facts, state: State, message: str) -> tuple[bool, str]:
     """The wait-for-deployment rule.
 
-    Done when we want 0 replicas (stopped counts as done), or when only the desired version has
-    replicas, the state is Running or Scaling (never Degraded/Pending/Bouncing), and at least
-    ceil(bounce_margin_factor x expected) replicas are ready — so 11/10 or a 0.95 margin are fine.
+    Done when we want 0 replicas (stopped counts as done), or when the Deployment runs the desired
+    version, the controller reports no blocker (`rollout.blocker`: generation observed, no failed
+    rollout, all replicas updated, no old ones, at least ceil(bounce_margin_factor x expected)
+    available, Available not False), only the desired version has replicas and the state is
+    Running or Scaling (never Degraded) — so 11/10 or 19/20 at margin 0.95 are done.
     """
+    desired = facts.desired
     expected = desired.expected
     if expected == 0:
         return True, "stopped: 0 replicas wanted"
     if desired.version is None:
         return False, "no version marked for deployment yet"
-    target = [v for v in versions if v.target]
+    target = [v for v in facts.versions if v.target]
     short = desired.version.short()
-    if not target:
+    if state is State.NOT_DEPLOYED or not target:
         return False, f"{short} hasn't started bouncing yet ({state.value}: {message})"
-    if len(target) != len(versions):
-        return False, f"still bouncing to {short}: {message}"
+    if state is State.PENDING:
+        return False, f"{state.value}: {message}"
+    if facts.blocker is not None and facts.blocker.failed:
+        return False, facts.blocker.message
+    if len(target) != len(facts.versions):
+        bouncing = message if message.startswith("bouncing to") else f"bouncing to {short}: {message}"
+        return False, f"still {bouncing}"
+    if facts.blocker is not None:
+        return False, facts.blocker.message
     if state not in (State.RUNNING, State.SCALING):
         return False, f"{state.value}: {message}"
-    need = math.ceil(desired.bounce_margin_factor * expected - 1e-9)
-    ready = sum(v.ready for v in target)
-    if ready < need:
-        return False, f"{ready}/{expected} replicas of {short} ready, waiting for {need}"
-    return True, f"complete: {short} deployed at {ready} replica(s)"
+    return True, f"complete: {short} deployed at {facts.available} replica(s)"
 
 
-def _running_versions(observed: Observed, target: Version | None) -> tuple[RunningVersion, ...]:
-    """Versions with replicas, from the ReplicaSets (or the pods when there are none), newest first."""
-    groups: dict[Version, list[tuple[int, int, float | None, str]]] = {}
-    for rs in observed.replicasets:
-        spec, status, metadata = rs.get("spec", {}), rs.get("status", {}), rs.get("metadata", {})
-        replicas, ready = int(spec.get("replicas") or 0), int(status.get("readyReplicas") or 0)
-        if replicas == 0 and ready == 0 and not status.get("replicas"):
-            continue
-        row = (replicas, ready, parse_time(metadata.get("creationTimestamp")), metadata.get("name", ""))
-        groups.setdefault(Version.from_labels(metadata.get("labels")), []).append(row)
-    if not observed.replicasets:
-        for pod in filter(_is_live_pod, observed.pods):
-            metadata = pod.get("metadata", {})
-            created = parse_time(metadata.get("creationTimestamp"))
-            row = (1, int(_pod_ready(pod)), created, metadata.get("name", ""))
-            groups.setdefault(Version.from_labels(metadata.get("labels")), []).append(row)
-    result = [
-        RunningVersion(
-            version=version,
-            replicas=sum(r[0] for r in rows),
-            ready=sum(r[1] for r in rows),
-            created=min((r[2] for r in rows if r[2] is not None), default=None),
-            target=target is not None and version.matches(target),
-            names=tuple(sorted(r[3] for r in rows)),
-        )
-        for version, rows in groups.items()
-    ]
-    return tuple(sorted(result, key=lambda v: (v.created or 0.0, v.target), reverse=True))
-
-
-def _is_live_pod(pod: JsonDict) -> bool:
-    return pod.get("status", {}).get("phase") not in ("Succeeded",)
-
-
-def _pod_ready(pod: JsonDict) -> bool:
-    conditions = pod.get("status", {}).get("conditions") or ()
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def _pod_status(pod: JsonDict) -> PodStatus:
-    metadata, spec, status = pod.get("metadata", {}), pod.get("spec", {}), pod.get("status", {})
-    statuses = list(status.get("initContainerStatuses") or ()) + list(status.get("containerStatuses") or ())
-    reason, message = _pod_problem(pod, statuses)
-    return PodStatus(
-        name=metadata.get("name", ""),
-        version=Version.from_labels(metadata.get("labels")),
-        node=spec.get("nodeName"),
-        created=parse_time(status.get("startTime") or metadata.get("creationTimestamp")),
-        phase=status.get("phase", "Unknown"),
-        ready=_pod_ready(pod),
-        restarts=sum(int(c.get("restartCount") or 0) for c in statuses),
-        reason=reason,
-        message=message,
-        deleting=bool(metadata.get("deletionTimestamp")),
-        containers=tuple(c.get("name", "") for c in spec.get("containers") or ()),
-    )
-
-
-def _pod_problem(pod: JsonDict, statuses: Sequence[JsonDict]) -> tuple[str | None, str]:
-    """Why a pod is not (yet) serving, as (reason, message); (None, "") when it is fine."""
-    status = pod.get("status", {})
-    if pod.get("metadata", {}).get("deletionTimestamp"):
-        return "Terminating", "being deleted"
-    for condition in status.get("conditions") or ():
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return condition.get("reason") or "Unschedulable", condition.get("message") or "not scheduled"
-    for container in statuses:
-        name, state = container.get("name", "?"), container.get("state") or {}
-        last = (container.get("lastState") or {}).get("terminated") or {}
-        restarts = int(container.get("restartCount") or 0)
-        if "waiting" in state:
-            waiting = state["waiting"] or {}
-            reason = waiting.get("reason") or "Waiting"
-            if last.get("reason") == "OOMKilled":
-                return "OOMKilled", f"container {name} was OOMKilled (restarted {restarts} times)"
-            detail = waiting.get("message") or f"restarted {restarts} times"
-            return reason, f"container {name} is waiting: {reason} ({detail})"
-        if "terminated" in state:
-            terminated = state["terminated"] or {}
-            reason = terminated.get("reason") or "Terminated"
-            return reason, f"container {name} exited with code {terminated.get('exitCode')} ({reason})"
-        if not container.get("ready", False):
-            return "NotReady", f"container {name} is running but not ready (readiness check)"
-    if status.get("phase") == "Failed":
-        return status.get("reason") or "Failed", status.get("message") or "pod failed"
-    if status.get("phase") == "Pending":
-        return "Pending", "waiting to start"
-    return None, ""
-
-
-def _events(events: Sequence[JsonDict], limit: int = 20) -> tuple[EventInfo, ...]:
-    """The most recent events (newest last), trimmed to `limit`."""
-    rows = []
-    for event in events:
-        involved = event.get("involvedObject") or event.get("regarding") or {}
-        when = (
-            event.get("lastTimestamp")
-            or event.get("eventTime")
-            or event.get("metadata", {}).get("creationTimestamp")
-        )
-        rows.append(
-            EventInfo(
-                kind=involved.get("kind", ""),
-                name=involved.get("name", ""),
-                type=event.get("type", "Normal"),
-                reason=event.get("reason", ""),
-                message=(event.get("message") or event.get("note") or "").strip(),
-                count=int(event.get("count") or 1),
-                last_seen=parse_time(when),
-            )
-        )
-    rows.sort(key=lambda e: e.last_seen or 0.0)
-    return tuple(rows[-limit:])

@@ -8,12 +8,25 @@ and returns `InstanceStatus.to_dict()`. Either way the verdict comes from `healt
 
 `fetch_instance_health(...)` picks the source the way `paasta status` does (API endpoint when
 configured, else the cluster in KUBECONFIG) and is what the wait loop calls.
+
+Config drift: the API renders the desired config hash with its own (the cluster's) system config.
+The direct path does not: the local /etc/paasta may not be the cluster's (other volumes, another
+registry), and a hash rendered with it would call a finished deploy "not applied". It compares
+the soa hash (`kube.config_hash.soa_config_hash`, no system config in it) with the annotation the
+reconciler wrote, and the health says plainly when neither can be compared.
+
+Failures (`failure_kind`): what `paasta status` and the wait loops do when a status cannot be
+read. PERMANENT (no or malformed kubeconfig, a cluster this host cannot reach, 401/403, an API
+404 for an unknown service or instance, invalid configs): the same every time, so waiting ends at
+once with exit 2 and the fix. UNREACHABLE (connection refused: nothing listens there) is retried
+for `UNREACHABLE_GIVE_UP_S` only. TRANSIENT (timeouts, 5xx, 429) is retried while waiting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 from paasta_lite.config.deployments_json import Control, DeploymentsJson
@@ -23,8 +36,10 @@ from paasta_lite.config.soa_config import ServiceConfig
 from paasta_lite.config.system_config import SystemConfig
 from paasta_lite.errors import PaastaLiteError
 from paasta_lite.kube import labels
-from paasta_lite.kube.errors import KubeError, NotFound
+from paasta_lite.kube.config_hash import soa_config_hash
+from paasta_lite.kube.errors import Forbidden, KubeError, NotFound, Unauthorized, Unreachable
 from paasta_lite.kube.render import desired_replicas, render_instance
+from paasta_lite.kube.render_scaling import kept_replicas
 from paasta_lite.status.health import Desired, InstanceHealth, Observed, Version, assess
 
 JsonDict = dict[str, Any]
@@ -56,12 +71,55 @@ class KubeReader(Protocol):
     ) -> str: ...
 
 
-class StatusUnavailable(PaastaLiteError):
-    """The status could not be fetched (API unreachable or refused); says where and why."""
+#: How long "connection refused" is retried before a wait gives up on it (an API or cluster
+#: being restarted comes back within this; one that was stopped for good does not).
+UNREACHABLE_GIVE_UP_S = 60.0
 
-    def __init__(self, message: str, *, status: int = 0) -> None:
+
+class Failure(str, Enum):
+    """What a failed status read means for whoever waits (see the module docstring)."""
+
+    PERMANENT = "permanent"
+    UNREACHABLE = "unreachable"
+    TRANSIENT = "transient"
+
+
+class StatusUnavailable(PaastaLiteError):
+    """The status could not be fetched from an API; says where, why and (when known) the fix."""
+
+    def __init__(self, message: str, *, status: int = 0, failure: Failure = Failure.TRANSIENT) -> None:
         super().__init__(message)
         self.status = status
+        self.failure = failure
+        if failure is Failure.PERMANENT:
+            self.exit_code = 2
+
+
+class CannotGetStatus(PaastaLiteError):
+    """A status read that will fail the same way every time: fix something, then run again."""
+
+    exit_code = 2
+
+
+def failure_kind(error: PaastaLiteError) -> Failure:
+    """PERMANENT, UNREACHABLE or TRANSIENT (see the module docstring)."""
+    if isinstance(error, StatusUnavailable):
+        return error.failure
+    if isinstance(error, Unreachable):
+        return Failure.TRANSIENT if error.timed_out else Failure.UNREACHABLE
+    if isinstance(error, KubeError) and error.retryable:
+        return Failure.TRANSIENT
+    return Failure.PERMANENT
+
+
+def explained(error: PaastaLiteError) -> str:
+    """The error's message, plus the fix when the error type alone implies one."""
+    if isinstance(error, Unauthorized):
+        return f"{error} (401: the kubeconfig's credentials were refused; refresh them)"
+    if isinstance(error, Forbidden):
+        rbac = "may not read Deployments, ReplicaSets, pods or events here"
+        return f"{error} (403: the kubeconfig's user {rbac}; ask for RBAC read access)"
+    return str(error)
 
 
 @dataclass(frozen=True)
@@ -121,13 +179,14 @@ def desired_for(
 ) -> Desired:
     """What we want for `instance`: version from deployments.json, replicas, desired_state.
 
-    Replicas follow the reconciler (`render.desired_replicas`); for autoscaled instances the
-    autoscaler owns the count, so the live Deployment's replicas (kept within [min, max]) are
-    what we expect once it exists.
+    Replicas follow the reconciler (`render.desired_replicas`: `max_instances` for an autoscaled
+    instance with no Deployment yet); once it exists the autoscaler owns the count, so the live
+    Deployment's replicas, kept within [min, max] (`render_scaling.kept_replicas`), are expected.
     """
     deployments = service.deployments or DeploymentsJson()
     deployed = deployments.version_for(instance.deploy_group)
     control = deployments.control_for(instance.service, instance.cluster, instance.instance)
+    soa_sha = soa_config_hash(instance, deployed, force_bounce=control.force_bounce) if deployed else None
     # Compared with label values, so built the way render writes them (odd image versions get hashed).
     version = (
         Version(
@@ -139,13 +198,14 @@ def desired_for(
         else None
     )
     replicas = desired_replicas(instance, Control())
-    if instance.is_autoscaled and instance.max_instances is not None and live_replicas is not None:
-        replicas = max(replicas, min(live_replicas, instance.max_instances))
+    if instance.is_autoscaled and live_replicas is not None:
+        replicas = kept_replicas(instance, live_replicas)
     return Desired(
         version=version,
         replicas=replicas,
         desired_state=control.desired_state,
         bounce_margin_factor=instance.bounce_margin_factor,
+        soa_config_sha=soa_sha,
     )
 
 
@@ -206,8 +266,9 @@ def status_from_cluster(
 ) -> InstanceStatus:
     """Status of one instance read directly from the cluster (what the API serves).
 
-    With `system`, the desired config hash is rendered too, so a config-only change that the
-    reconciler has not applied yet reads as Pending.
+    The soa hash is always compared. Pass `system` only when it is the cluster's own system
+    config (the API's): the desired config hash is then rendered too, so a system-config change
+    the reconciler has not applied yet also reads as Pending.
     """
     observed = gather(kube, instance, events=verbose >= 2)
     live = (observed.deployment or {}).get("spec", {}).get("replicas")
@@ -240,33 +301,58 @@ def _log_tails(
 
 
 def status_from_api(
-    url: str, service: str, instance: str, *, verbose: int = 0, timeout: float = 10.0
+    url: str, service: str, instance: str, *, verbose: int = 0, timeout: float = 10.0, cluster: str = ""
 ) -> InstanceStatus:
-    """Ask a paasta API (`GET /v1/services/<s>/<i>/status`) and rebuild its answer."""
+    """Ask a paasta API (`GET /v1/services/<s>/<i>/status`) and rebuild its answer.
+
+    Raises `StatusUnavailable` with its `Failure` kind and, for the permanent ones, the fix.
+    """
     import requests  # lazy: `paasta --help` must not pay for it
 
+    api = f"the paasta API of cluster {cluster} at {url}" if cluster else f"API {url}"
     endpoint = f"{url.rstrip('/')}/v1/services/{service}/{instance}/status"
     try:
         response = requests.get(endpoint, params={"verbose": str(verbose)}, timeout=timeout)
+    except requests.Timeout as error:
+        raise StatusUnavailable(f"{api} did not answer within {timeout:g} s (timed out)") from error
     except requests.RequestException as error:
-        raise StatusUnavailable(f"API {url} unreachable: {type(error).__name__}: {error}") from error
+        what = "connection refused" if "refused" in str(error) else type(error).__name__
+        raise StatusUnavailable(
+            f"{api} does not answer ({what}); if that API was stopped, remove its api_endpoints entry"
+            " (playground: make playground-forget-api)",
+            failure=Failure.UNREACHABLE,
+        ) from error
     try:
         body = response.json()
     except ValueError:
         body = None
     if response.status_code != 200:
         message = body.get("message") if isinstance(body, dict) else response.text.strip()[:300]
-        raise StatusUnavailable(
-            f"API {url} answered {response.status_code}: {message}", status=response.status_code
-        )
+        code = response.status_code
+        said_final = isinstance(body, dict) and body.get("retryable") is False  # our API says so on a 503
+        retry = (code in (408, 429) or code >= 500) and not said_final
+        failure = Failure.TRANSIENT if retry else Failure.PERMANENT
+        fix = _API_FIXES.get(code, "") if not retry else ""
+        raise StatusUnavailable(f"{api} answered {code}: {message}{fix}", status=code, failure=failure)
     if not isinstance(body, dict):
-        raise StatusUnavailable(f"API {url} answered with something that is not a status object")
+        raise StatusUnavailable(
+            f"{api} answered with something that is not a status object", failure=Failure.PERMANENT
+        )
     try:
         return InstanceStatus.from_dict(body, source=f"API {url}")
     except (KeyError, TypeError, ValueError) as error:
         raise StatusUnavailable(
-            f"API {url} sent a status this client does not understand: {error}"
+            f"{api} sent a status this client does not understand: {error}", failure=Failure.PERMANENT
         ) from error
+
+
+#: The fix for an API's permanent refusals (appended to its message).
+_API_FIXES = {
+    401: " (the API refused us: check the credentials in front of it)",
+    403: " (the API refused us: check the credentials in front of it)",
+    404: " (the API reads other soa-configs than you: compare its -d/--soa-dir with yours)",
+    422: " (fix the soa-configs it names, then run again)",
+}
 
 
 def fetch_instance_status(
@@ -280,19 +366,37 @@ def fetch_instance_status(
 ) -> InstanceStatus:
     """Status of one instance: via `api_endpoints[cluster]` if configured, else the cluster itself.
 
-    `kube` is the client for the direct path; when None, one is built from KUBECONFIG.
+    `kube` is the client for the direct path; when None, one is built from KUBECONFIG. The direct
+    path reads only this host's own cluster (the system config's `cluster`, when it names one):
+    KUBECONFIG cannot be assumed to reach any other, so another cluster without an API endpoint
+    is a `CannotGetStatus`.
     """
     cluster = instance.cluster
     url = system_config.api_endpoints.get(cluster)
     if url:
         wait = timeout if timeout is not None else system_config.api_client_timeout
-        return status_from_api(url, instance.service, instance.instance, verbose=verbose, timeout=wait)
+        return status_from_api(
+            url, instance.service, instance.instance, verbose=verbose, timeout=wait, cluster=cluster
+        )
+    require_direct_cluster(system_config, cluster)
     if kube is None:
         kube, where = kube_from_kubeconfig()
         source = f"KUBECONFIG {where}"
     else:
         source = "cluster (direct)"
-    return status_from_cluster(kube, service, instance, verbose=verbose, source=source, system=system_config)
+    return status_from_cluster(kube, service, instance, verbose=verbose, source=source)
+
+
+def require_direct_cluster(system_config: SystemConfig, cluster: str) -> None:
+    """Raise `CannotGetStatus` when `cluster` cannot be read from here (see `fetch_instance_status`)."""
+    own = system_config.cluster
+    if own and own != cluster:
+        known = ", ".join(sorted(system_config.api_endpoints)) or "none"
+        raise CannotGetStatus(
+            f"cannot read cluster {cluster} from here: it has no api_endpoints entry (entries: {known})"
+            f" and KUBECONFIG is for this host's cluster {own} (`cluster` in {system_config.directory});"
+            f" add api_endpoints[{cluster}] to the system config, or run where KUBECONFIG reaches {cluster}"
+        )
 
 
 def fetch_instance_health(
@@ -305,8 +409,8 @@ def fetch_instance_health(
 ) -> InstanceHealth:
     """The health of one instance, for the wait-for-deployment loop.
 
-    ``health.done`` / ``health.done_message`` is the "deploy finished" verdict; a
-    `StatusUnavailable` or `KubeError` means "could not tell this time" (keep waiting).
+    ``health.done`` / ``health.done_message`` is the "deploy finished" verdict; an error means
+    "could not tell": `failure_kind` says whether trying again can help.
     """
     return fetch_instance_status(system_config, service, instance, kube=kube, timeout=timeout).health
 

@@ -1,5 +1,7 @@
 """Playground helpers: templates, local git repos and deploy tags, the `make playground` plan,
-which cluster is used, api_endpoints clean-up, and kind-cluster.sh with stub docker/kind binaries.
+which cluster is used, api_endpoints clean-up (only of an API that no longer answers), `make
+playground-wait` stopping at once on a permanent error (issue 11), and kind-cluster.sh with stub
+docker/kind binaries.
 
 Run: `.venv/bin/python -m pytest playground/tests -q` (real git, a real fake API server over HTTP).
 """
@@ -10,6 +12,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,10 +24,12 @@ sys.path[:0] = [str(PLAYGROUND), str(PLAYGROUND.parent / "tests")]
 
 import pg_cluster  # noqa: E402
 import pg_common  # noqa: E402
+import pg_up  # noqa: E402
 from pg_configs import create_configs  # noqa: E402
 from pg_repos import ensure_repo, local_repo_path, untagged_groups  # noqa: E402
-from pg_status import forget_api  # noqa: E402
-from pg_up import STAGES, plan_stages  # noqa: E402
+from pg_services import generate_all, summary_lines  # noqa: E402
+from pg_status import ApiStillAnswers, forget_api  # noqa: E402
+from pg_up import STAGES, plan_stages, run_plan, summary  # noqa: E402
 
 from paasta_lite.config.soa_config import SoaDir  # noqa: E402
 
@@ -110,13 +117,64 @@ def test_kubeconfig_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert "not creating a Kind cluster" in live.message
 
 
+DEAD = "http://127.0.0.1:9"
+
+
 def test_forget_api_keeps_other_clusters(tmp_path: Path) -> None:
     path = tmp_path / "api_endpoints.json"
-    path.write_text(json.dumps({"api_endpoints": {"a": "http://x", "b": "http://y"}}))
-    assert forget_api("a", tmp_path)
-    assert json.loads(path.read_text()) == {"api_endpoints": {"b": "http://y"}}
-    assert not forget_api("a", tmp_path)
+    path.write_text(json.dumps({"api_endpoints": {"a": DEAD, "b": DEAD + "/b"}}))
+    assert forget_api("a", tmp_path) == DEAD
+    assert json.loads(path.read_text()) == {"api_endpoints": {"b": DEAD + "/b"}}
+    assert forget_api("a", tmp_path) is None
     assert forget_api("b", tmp_path) and not path.exists()
+
+
+def test_forget_api_never_removes_an_api_that_answers(tmp_path: Path) -> None:
+    class Version(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"version": "x", "cluster": "a"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Version)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    path = tmp_path / "api_endpoints.json"
+    path.write_text(json.dumps({"api_endpoints": {"a": url}}))
+    try:
+        with pytest.raises(ApiStillAnswers):
+            forget_api("a", tmp_path)
+    finally:
+        server.shutdown()
+    assert json.loads(path.read_text()) == {"api_endpoints": {"a": url}}
+
+
+def test_playground_wait_stops_at_once_on_a_permanent_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No kubeconfig: `paasta status` exits 2, and the wait ends instead of polling 180 s."""
+    soa, etc = tmp_path / "soa", tmp_path / "etc"
+    (soa / "svc").mkdir(parents=True)
+    etc.mkdir()
+    (soa / "svc" / "kubernetes-c1.yaml").write_text("main: {}\n")
+    (etc / "clusters.json").write_text(json.dumps({"cluster": "c1"}))
+    missing = str(tmp_path / "no-kubeconfig")
+    monkeypatch.setattr(pg_up, "SOA_DIR", soa)
+    monkeypatch.setattr(pg_common, "SOA_DIR", soa)
+    monkeypatch.setattr(pg_common, "ETC_DIR", etc)
+    monkeypatch.setattr(pg_up, "resolve", lambda names: pg_cluster.Resolution(missing, "kind", "", None))
+    started = time.monotonic()
+    code = pg_up.wait_healthy(pg_common.Names("k", "c1", "v"), timeout_s=180, interval_s=5)
+    elapsed = time.monotonic() - started
+    assert code == 2
+    assert elapsed < 5, elapsed  # one `paasta status` run, not one poll interval more
+    out = capsys.readouterr().out
+    assert "Stopped waiting: waiting will not fix this." in out
+    assert f"svc.main in c1: no kubeconfig: {missing} does not exist" in out
+    assert "make k8s_fake_cluster" in out
 
 
 def _stub(bin_dir: Path, name: str, body: str) -> None:
@@ -164,3 +222,90 @@ def test_names_default_from_user(monkeypatch: pytest.MonkeyPatch) -> None:
     names = pg_common.Names.from_env({})
     assert (names.kind_cluster, names.paasta_cluster) == ("jane-doe-k8s-test", "kind-jane-doe-k8s-test")
     assert os.environ["USER"] == "Jane.Doe"
+
+
+def test_generate_skips_a_service_without_git_url_and_goes_on_after_a_failure(tmp_path: Path) -> None:
+    """A service dropped in as docs/playground.md shows (no git_url, hand-written deployments.json)
+    is skipped with one line and keeps its file; a failing service does not stop the others."""
+    soa, repos = tmp_path / "soa", tmp_path / "repos"
+    manual = {"v2": {"deployments": {"prod": {"docker_image": "services-manual:paasta-" + "a" * 40,
+                                               "git_sha": "a" * 40}}, "controls": {}}}
+    files = {
+        "aaa/service.yaml": f"git_url: {tmp_path / 'missing-repo'}\n",  # sorts first, fails
+        "aaa/kubernetes-c1.yaml": "main: {deploy_group: prod}\n",
+        "good/service.yaml": f"git_url: {repos / 'good'}\n",
+        "good/kubernetes-c1.yaml": "main: {deploy_group: prod}\n",
+        "manual/kubernetes-c1.yaml": "main: {deploy_group: prod}\n",
+        "manual/deployments.json": json.dumps(manual),
+    }
+    for name, text in files.items():
+        (soa / name).parent.mkdir(parents=True, exist_ok=True)
+        (soa / name).write_text(text)
+    tagged = ensure_repo(SoaDir(str(soa)).load_service("good"), repos_dir=repos, sources=tmp_path)
+    assert tagged.tagged
+    tally = generate_all(soa)
+    assert (tally.done, tally.skipped, tally.failed) == (["good"], ["manual"], ["aaa"])
+    assert tally.exit_code == 1
+    assert tally.line() == ("generate_deployments_for_service: 1 done, 1 skipped (manual), 1 failed (aaa)")
+    assert json.loads((soa / "manual" / "deployments.json").read_text()) == manual
+    good = json.loads((soa / "good" / "deployments.json").read_text())["v2"]["deployments"]
+    assert set(good) == {"prod"}
+
+
+def test_makefile_loops_never_stop_at_the_first_service() -> None:
+    makefile = (PLAYGROUND.parent / "Makefile").read_text()
+    assert "set -e" not in makefile
+    recipes = {"generate_deployments_for_service": "$(PLAYGROUND) generate",
+               "playground-render": "$(PLAYGROUND) render --cluster",
+               "playground-render-summary": "$(PLAYGROUND) render --summary"}
+    for target, command in recipes.items():
+        recipe = makefile.split(f"\n{target}:", 1)[1].split("\n\n", 1)[0]
+        assert command in recipe, target
+    # setup and image deploy the services that generate fine even when one fails there
+    for target in ("setup-kubernetes-job", "playground-image"):
+        assert makefile.split(f"\n{target}:", 1)[1].split("##", 1)[0].split() == [
+            "k8s_fake_cluster", "playground-generated"]
+    assert "\t-$(PLAYGROUND_ENV) $(PLAYGROUND) generate" in makefile
+
+
+def test_render_summary_is_one_line_per_object() -> None:
+    document = {"kind": "List", "items": [
+        {"kind": "Namespace", "metadata": {"name": "paastasvc-web"}},
+        {"kind": "Deployment", "metadata": {"name": "web-main", "namespace": "paastasvc-web"},
+         "spec": {"replicas": 2, "template": {"spec": {"containers": [{"image": "reg/web:paasta-abc"}]}}}},
+        {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "web-main", "namespace": "paastasvc-web"},
+         "spec": {"minReplicas": 2, "maxReplicas": 5}},
+    ]}
+    assert summary_lines("web", document) == [
+        "web: Namespace paastasvc-web",
+        "web: Deployment paastasvc-web/web-main  replicas=2  image=reg/web:paasta-abc",
+        "web: HorizontalPodAutoscaler paastasvc-web/web-main  replicas=2..5",
+    ]
+
+
+def test_image_stage_is_skipped_with_the_reason_when_nothing_can_build() -> None:
+    plan = plan_stages(cluster_reason=None, missing=lambda name: None, image_reason="no container engine")
+    assert {stage.target: why for stage, why in plan.skipped} == {"playground-image": "no container engine"}
+    assert [s.target for s in plan.run][-2:] == ["setup-kubernetes-job", "playground-wait"]
+    text = summary(run_plan(plan, "make", lambda argv: 0), None, "")
+    assert "skipped  sample images built and loaded into Kind  (make playground-image): no container engine" \
+        in text
+    assert "done     sample images" not in text
+
+
+def test_a_failed_stage_stops_only_the_stages_that_need_it() -> None:
+    plan = plan_stages(cluster_reason=None, missing=lambda name: None)
+    calls: list[list[str]] = []
+
+    def run_make(argv: list[str]) -> int:
+        calls.append(argv)
+        return 1 if argv[-1] in ("generate_deployments_for_service", "setup-kubernetes-job") else 0
+
+    outcomes = {o.stage.target: (o.state, o.why) for o in run_plan(plan, "make", run_make)}
+    assert outcomes["generate_deployments_for_service"][0] == "failed"
+    assert outcomes["playground-validate"] == ("done", "")
+    assert outcomes["setup-kubernetes-job"][0] == "failed"
+    assert outcomes["playground-wait"] == ("skipped", "make setup-kubernetes-job failed")
+    setup = next(argv for argv in calls if argv[-1] == "setup-kubernetes-job")
+    marked_done = {setup[i + 1] for i, arg in enumerate(setup) if arg == "-o"}
+    assert {"generate_deployments_for_service", "playground-generated"} <= marked_done  # not run twice

@@ -1,0 +1,139 @@
+"""run_budget and run_lock on their own, and the fake server's apply semantics they rely on.
+
+Covers: the breaker opens after N consecutive server-side failures across calls and a success
+resets the count; 4xx and 409 are not retried; Retry-After pauses every caller; the deadline is
+never slept past; the lock renews its Lease in the background and reports a takeover as lost;
+apply without force is a 409 naming the other manager (the real server's wording), force takes
+the field over; Retry-After reaches the client from an injected 503.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from conftest import FakeApi
+
+from paasta_lite.kube import errors as kube_errors
+from paasta_lite.kube.run_budget import CircuitOpen, DeadlineExceeded, Halted, RunBudget
+from paasta_lite.kube.run_lock import LEASE_NAME, LEASE_NAMESPACE, RunLock
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def failing(error: kube_errors.KubeError) -> Any:
+    def operation() -> None:
+        raise error
+    return operation
+
+
+def test_the_breaker_opens_after_consecutive_server_side_failures() -> None:
+    clock = Clock()
+    budget = RunBudget(breaker_threshold=3, attempts=2, base_delay=0.01, clock=clock, sleep=clock.sleep)
+    with pytest.raises(kube_errors.ServerError):
+        budget.call(failing(kube_errors.ServerError("boom", status=503)))  # 2 failures
+    assert budget.call(lambda: "ok") == "ok"  # a success resets the count
+    with pytest.raises(kube_errors.ServerError):
+        budget.call(failing(kube_errors.ServerError("boom", status=503)))
+    with pytest.raises(CircuitOpen, match="3 consecutive server-side failures"):
+        budget.call(failing(kube_errors.Unreachable("down")))  # the third opens it mid-call
+    with pytest.raises(CircuitOpen):
+        budget.call(lambda: "never sent")
+
+
+def test_client_errors_and_conflicts_are_not_retried() -> None:
+    calls: list[int] = []
+
+    def conflict() -> None:
+        calls.append(1)
+        raise kube_errors.Conflict("modified", status=409)
+
+    with pytest.raises(kube_errors.Conflict):
+        RunBudget().call(conflict)
+    assert calls == [1]
+
+
+def test_retry_after_pauses_everyone_and_the_deadline_is_not_slept_past() -> None:
+    clock = Clock()
+    budget = RunBudget(deadline=10, clock=clock, sleep=clock.sleep)
+    results = iter([kube_errors.TooManyRequests("slow down", status=429, retry_after=4.0), None])
+
+    def flaky() -> str:
+        error = next(results)
+        if error:
+            raise error
+        return "done"
+
+    assert budget.call(flaky) == "done" and clock.slept == [4.0]
+    with pytest.raises(DeadlineExceeded):
+        budget.call(failing(kube_errors.ServerError("busy", status=503, retry_after=30.0)))
+    assert clock.now < 10  # it gave up instead of sleeping past the deadline
+
+
+def test_halt_stops_later_calls() -> None:
+    budget = RunBudget()
+    budget.halt("lost the run lock to someone")
+    with pytest.raises(Halted, match="lost the run lock"):
+        budget.call(lambda: "never")
+
+
+def test_the_lock_renews_and_notices_a_takeover(fake_api: FakeApi) -> None:
+    lost: list[str] = []
+    lock = RunLock(fake_api.client, holder="me:1:test", lease_seconds=3, on_lost=lost.append)
+    with lock.held(timeout=1):
+        first = fake_api.server.get_object("leases", LEASE_NAMESPACE, LEASE_NAME)
+        assert first is not None and first["spec"]["holderIdentity"] == "me:1:test"
+        time.sleep(1.3)
+        renewed = fake_api.server.get_object("leases", LEASE_NAMESPACE, LEASE_NAME)
+        assert renewed is not None and renewed["spec"]["renewTime"] != first["spec"]["renewTime"]
+        assert lock.holding
+        stolen = {**renewed, "spec": {**renewed["spec"], "holderIdentity": "thief"}}
+        fake_api.server.put_object("leases", stolen)
+        deadline = time.monotonic() + 3
+        while not lost and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lost == ["lost the run lock to thief"] and not lock.holding
+    taken = fake_api.server.get_object("leases", LEASE_NAMESPACE, LEASE_NAME)
+    assert taken is not None and taken["spec"]["holderIdentity"] == "thief"  # not released by the loser
+
+
+def deployment() -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "ns",
+                                                                       "labels": {"a": "1"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+
+
+def test_apply_conflicts_like_the_real_server(fake_api: FakeApi) -> None:
+    fake_api.server.put_object("namespaces", {"metadata": {"name": "ns"}})
+    fake_api.client.apply(deployment())
+    fake_api.client.merge_patch("Deployment", "ns", "web", {"metadata": {"labels": {"a": "2"}}},
+                                field_manager="kubectl-label")
+    strict = fake_api.client
+    with pytest.raises(kube_errors.Conflict) as caught:
+        strict.apply(deployment(), force=False)
+    assert caught.value.message == ('Apply failed with 1 conflict: conflict with "kubectl-label" using '
+                                    "apps/v1: .metadata.labels.a")
+    assert caught.value.details["causes"][0]["field"] == ".metadata.labels.a"
+    assert fake_api.client.apply(deployment())["metadata"]["labels"]["a"] == "1"  # force takes it over
+
+
+def test_retry_after_of_an_injected_503_reaches_the_client(fake_api: FakeApi) -> None:
+    fake_api.server.fail_next("GET", "deployments", 503, retry_after=2.5)
+    with pytest.raises(kube_errors.ServerError) as caught:
+        RunBudget(attempts=1).call(lambda: fake_api.client.governed(RunBudget(attempts=1))
+                                   .list_managed_deployments())
+    assert caught.value.retry_after == 2.5
