@@ -38,8 +38,8 @@ from paasta_lite.controller.soa_watch import (
     take_snapshot,
 )
 from paasta_lite.errors import ConfigError
-from paasta_lite.kube.apply import configured_from_services
 from paasta_lite.kube.reconcile_plan import Configured
+from paasta_lite.kube.reconcile_run import configured_from_services
 
 log = logging.getLogger("paasta_lite.deployd")
 

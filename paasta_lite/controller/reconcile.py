@@ -31,10 +31,11 @@ from paasta_lite.config.system_config import SystemConfig
 from paasta_lite.controller.config_cache import ConfigView
 from paasta_lite.controller.informer import job_ids_of, object_key
 from paasta_lite.controller.metrics import DeploydMetrics
-from paasta_lite.kube.apply import Desired, apply_plan, step_line
+from paasta_lite.kube.apply import apply_plan
 from paasta_lite.kube.client import KubeClient
 from paasta_lite.kube.errors import KubeError
 from paasta_lite.kube.reconcile_plan import Action, CleanupDecision, Step, Victim, plan_cleanup, plan_setup
+from paasta_lite.kube.reconcile_run import Desired, step_line
 from paasta_lite.status.event_log import log_event
 
 Obj = dict[str, Any]
