@@ -1,28 +1,31 @@
 """paasta_deployd: keep the cluster matching soa-configs continuously, reacting in seconds.
 
     paasta_deployd -d SOA_DIR -c CLUSTER [--resync 300] [--concurrency N] [--leader-elect]
-                   [--metrics-port P] [--print-manifests [--namespace NS] [--image IMAGE]]
+                   [--lease-seconds 30] [--metrics-port P]
+                   [--print-manifests [--namespace NS] [--image IMAGE]]
     python -m paasta_lite.paasta_deployd ...
 
 The long-running form of `setup_kubernetes_job` + `cleanup_kubernetes_jobs`, on the same
-library (`controller/` wires it; `kube.apply` and `kube.reconcile_plan` decide and write): it
-watches the managed Deployments and scans the soa dir every second, and reconciles only the
-service.instances a change affects — a soa edit or a new deployments.json entry is applied, a
-hand edit reverted, a deleted Deployment recreated, an instance removed from soa-configs deleted
-(same kill threshold; never on a doubt). A full resync every ``--resync`` seconds repairs
-anything missed. ``--metrics-port`` serves /healthz, /readyz and Prometheus /metrics.
+library (`controller/` wires it; `kube.reconcile_plan` decides, `kube.plan_writer` writes): it
+watches the managed Deployments (and HPAs, PDBs) and scans the soa dir every second, and
+reconciles only the service.instances a change affects — a soa edit or a new deployments.json
+entry is applied, a hand edit reverted, a deleted Deployment recreated, an instance removed from
+soa-configs deleted (same kill threshold; never on a doubt). A full resync every ``--resync``
+seconds repairs anything missed. ``--metrics-port`` serves /healthz, /readyz and Prometheus /metrics.
+
+Writes happen only under the cluster's run lock, the Lease the cron entry points take
+(`controller/leader`): with ``--leader-elect`` the leader holds it while it leads (several
+replicas; the others wait to take over); without, deployd takes it around each write batch.
 
 One log line per action on stderr, and the same deploy event log as the cron entry points.
-SIGTERM (or Ctrl-C): stop taking work, finish in-flight writes, exit 0. The system config
+SIGTERM (or Ctrl-C): stop taking work, finish in-flight writes, release the Lease, exit 0. The system config
 (``PAASTA_SYSTEM_CONFIG_DIR``) is read once at start: restart deployd after changing it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import sys
 from typing import Any
 
@@ -36,6 +39,7 @@ from paasta_lite.controller import manifests
 from paasta_lite.controller.leader import make_elector
 from paasta_lite.controller.loop import Deployd, Settings
 from paasta_lite.kube.client import KubeClient
+from paasta_lite.kube.run_lock import DEFAULT_LEASE_SECONDS, identity
 
 
 def configure_logging(verbose: int) -> None:
@@ -47,11 +51,6 @@ def configure_logging(verbose: int) -> None:
     logger.propagate = False
 
 
-def identity() -> str:
-    """Who holds the lease: the pod name in a cluster, else host and pid."""
-    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-
-
 @click.command("paasta_deployd", cls=PaastaCommand, context_settings=CONTEXT_SETTINGS)
 @soa_dir_option
 @cluster_option()
@@ -60,7 +59,10 @@ def identity() -> str:
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Worker threads reconciling at the same time.")
 @click.option("--leader-elect", is_flag=True,
-              help="Run several replicas; only the holder of the cluster's Lease writes.")
+              help="Run several replicas; only the holder of the cluster's Lease writes (and keeps it).")
+@click.option("--lease-seconds", type=click.IntRange(3, 300), default=DEFAULT_LEASE_SECONDS,
+              show_default=True,
+              help="Duration of the Lease while deployd holds it: how long a killed leader blocks the next.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve /healthz, /readyz and /metrics on this port (0: any free port).")
 @click.option("--metrics-host", default="0.0.0.0", show_default=True, help="Address for --metrics-port.")
@@ -78,8 +80,9 @@ def identity() -> str:
               help="With --print-manifests: the paasta_lite image to run.")
 @verbose_option
 def paasta_deployd(soa_dir: str, cluster: str | None, resync: float, concurrency: int, leader_elect: bool,
-                   metrics_port: int | None, metrics_host: str, scan_interval: float, kill_threshold: float,
-                   settle: float, print_manifests: bool, namespace: str, image: str, verbose: int) -> None:
+                   lease_seconds: int, metrics_port: int | None, metrics_host: str, scan_interval: float,
+                   kill_threshold: float, settle: float, print_manifests: bool, namespace: str, image: str,
+                   verbose: int) -> None:
     """Reconcile the cluster with soa-configs continuously (watch + work queue)."""
     if print_manifests:
         click.echo(manifests.to_yaml(manifests.manifests(namespace=namespace, image=image, cluster=cluster)),
@@ -91,9 +94,10 @@ def paasta_deployd(soa_dir: str, cluster: str | None, resync: float, concurrency
     settings = Settings(soa_dir=soa_dir, cluster=cluster_name, resync=resync, concurrency=concurrency,
                         scan_interval=scan_interval, kill_threshold=kill_threshold, settle=settle,
                         metrics_host=metrics_host, metrics_port=metrics_port)
-    elector = make_elector(leader_elect, identity=identity(), cluster=cluster_name)
     configure_logging(verbose)
-    with KubeClient() as client, KubeClient() as watch_client:
+    with KubeClient(pool_size=concurrency + 2) as client, KubeClient() as watch_client:
+        elector = make_elector(leader_elect, client, identity=identity("paasta_deployd"),
+                               lease_seconds=lease_seconds)
         deployd = Deployd(settings, system=system, client=client, watch_client=watch_client, elector=elector)
 
         def stop(signum: int, _frame: Any) -> None:

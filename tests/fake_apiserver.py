@@ -939,6 +939,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def handle(self) -> None:
+        # The client went away (a watch it closed, a process killed): nothing left to answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().handle()
+
+    def finish(self) -> None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().finish()
+
     def do_GET(self) -> None:
         self._handle("GET")
 
@@ -1145,7 +1154,7 @@ class _Handler(BaseHTTPRequestHandler):
 # (every mutation path already does that), so no REST verb needed a hook.
 
 #: Resources that can be watched (add a plural here to watch it).
-WATCHABLE = ("deployments",)
+WATCHABLE = ("deployments", "horizontalpodautoscalers", "poddisruptionbudgets")
 
 
 @dataclass(frozen=True)

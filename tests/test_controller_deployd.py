@@ -32,11 +32,14 @@ import yaml
 from click.testing import CliRunner
 from conftest import FakeApi
 from soa_builders import deployments_doc, write_tree
+from test_controller_writes import hold_lease
 
 from paasta_lite.config.system_config import load_system_config
+from paasta_lite.controller.leader import LeaseElector, make_elector
 from paasta_lite.controller.loop import Deployd, Settings
 from paasta_lite.kube import labels
 from paasta_lite.kube.client import KubeClient
+from paasta_lite.kube.run_lock import LEASE_NAME, LEASE_NAMESPACE
 from paasta_lite.paasta_deployd import paasta_deployd
 
 CLUSTER = "c1"
@@ -67,22 +70,6 @@ def wait_for(condition: Callable[[], Any], timeout: float = 5.0, what: str = "co
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout} s")
         time.sleep(0.02)
-
-
-class Leader:
-    """A leader elector the test flips."""
-
-    def __init__(self, leading: bool = True) -> None:
-        self.leading = leading
-
-    def start(self) -> None:
-        pass
-
-    def is_leader(self) -> bool:
-        return self.leading
-
-    def stop(self) -> None:
-        pass
 
 
 @dataclass
@@ -134,13 +121,17 @@ def system_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def start(fake_api: FakeApi, soa: Path, system_dir: Path) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
-    def launch(elector: Any = None, **overrides: Any) -> Running:
+    def launch(leader_elect: bool = False, identity: str = "test-host:1:paasta_deployd",
+               lease_seconds: int = 30, **overrides: Any) -> Running:
         settings = Settings(**{"soa_dir": str(soa), "cluster": CLUSTER, "resync": 60.0, "concurrency": 2,
                                "scan_interval": 0.05, "metrics_host": "127.0.0.1", "metrics_port": 0,
                                "watch_timeout": 30, "settle": 0.3, **overrides})
         clients = [KubeClient(kubeconfig=fake_api.kubeconfig, base_delay=0.01, timeout=5.0) for _ in range(2)]
+        elector = make_elector(leader_elect, clients[0], identity=identity, lease_seconds=lease_seconds)
+        if isinstance(elector, LeaseElector):
+            elector.retry_period = 0.1
         deployd = Deployd(settings, system=load_system_config(str(system_dir)), client=clients[0],
-                          watch_client=clients[1], elector=elector or Leader())
+                          watch_client=clients[1], elector=elector)
         thread = threading.Thread(target=deployd.run, name="deployd-under-test", daemon=True)
         running = Running(deployd, fake_api, soa, thread, clients)
         started.append(running)
@@ -179,7 +170,7 @@ def test_a_soa_edit_is_applied_to_its_deployment_only(running: Running) -> None:
     wait_for(lambda: running.replicas("web", "main") == 5, what="the new replica count")
     time.sleep(0.3)  # our own write's watch event is reconciled too: it must not write again
     path = "/apis/apps/v1/namespaces/paastasvc-web/deployments/web-main"
-    assert running.fake.server.writes() == [("PUT", path)]
+    assert running.fake.server.app_writes() == [("PATCH", path)]  # server-side apply, as setup does
 
 
 def test_a_new_deployments_json_version_rolls_out(running: Running) -> None:
@@ -273,6 +264,20 @@ def test_a_file_left_empty_mid_rewrite_deletes_nothing(start: Callable[..., Runn
     assert running.fake.server.writes() == []  # nothing deleted, so nothing to recreate either
 
 
+def test_an_error_in_another_clusters_file_keeps_the_services_apps(running: Running) -> None:
+    """As cleanup_kubernetes_jobs reads every file of a service: a broken kubernetes-other.yaml
+    means what the service configures is unknown, so none of its apps is deleted."""
+    broken = running.soa / "web" / "kubernetes-other.yaml"
+    broken.write_text("main: [unclosed\n")
+    edit(running.soa, "web", {"main": {"instances": 2}})  # canary removed
+    wait_for(lambda: not running.deployd.configs.view().is_configured("web.canary"), what="the removal seen")
+    time.sleep(1.0)  # past the settle time, several retries
+    assert running.fake.server.deletions == []
+    broken.unlink()
+    running.deployd.full_resync()  # (scans watch this cluster's files; the resync reads again)
+    wait_for(lambda: running.deployment("web", "canary") is None, what="deleted once the file is fixed")
+
+
 @pytest.mark.parametrize("damage", ["empty", "missing"])
 def test_nothing_is_deleted_from_an_empty_or_missing_soa_dir(running: Running, damage: str) -> None:
     for child in running.soa.iterdir():
@@ -302,14 +307,87 @@ def test_a_mass_removal_is_refused_by_the_kill_threshold(running: Running) -> No
 # --------------------------------------------------------------------------- leadership, observability
 
 
-def test_a_follower_writes_nothing_until_it_leads(start: Callable[..., Running]) -> None:
-    leader = Leader(leading=False)
-    follower = start(elector=leader)
+def holder(fake: FakeApi) -> str | None:
+    found = fake.server.get_object("leases", LEASE_NAMESPACE, LEASE_NAME)
+    return None if found is None else found["spec"].get("holderIdentity")
+
+
+def test_without_leader_election_each_batch_takes_the_cron_jobs_lease(running: Running) -> None:
+    """A cron run holding the Lease holds deployd's writes back; deployd gives it back after a batch."""
+    assert holder(running.fake) is None  # the first sync's batches gave it back
+    hold_lease(running.fake.server, "cron-host:7:setup_kubernetes_job")
+    running.fake.server.reset_counts()
+    edit(running.soa, "web", {"main": {"instances": 4}, "canary": {"instances": 1}})
+    wait_for(lambda: running.fake.server.count("GET", "/leases/") >= 2, what="deployd asking for the Lease")
+    time.sleep(0.5)
+    assert running.fake.server.app_writes() == [] and running.replicas("web", "main") == 2
+    hold_lease(running.fake.server, "")  # the cron run ends
+    wait_for(lambda: running.replicas("web", "main") == 4, what="the write once the Lease is free")
+    wait_for(lambda: holder(running.fake) is None, what="the Lease given back")
+
+
+def test_a_follower_writes_nothing_until_the_lease_is_free(start: Callable[..., Running]) -> None:
+    follower = start(leader_elect=True, identity="b-host:2:paasta_deployd", lease_seconds=3)
+    hold_lease(follower.fake.server, "cron-host:7:setup_kubernetes_job")
     wait_for(follower.deployd.ready, what="the follower's first sync")
-    assert follower.fake.server.writes() == []
+    time.sleep(0.5)
+    assert follower.fake.server.app_writes() == []
     assert "paasta_deployd_is_leader 0" in get(f"{follower.url}/metrics")[1]
-    leader.leading = True
+    hold_lease(follower.fake.server, "")  # released
     wait_for(lambda: follower.replicas("web", "main") == 2, what="the new leader's resync")
+    assert holder(follower.fake) == "b-host:2:paasta_deployd"  # kept while leading
+    assert "paasta_deployd_is_leader 1" in get(f"{follower.url}/metrics")[1]
+
+
+def test_leader_hand_over_in_process(start: Callable[..., Running]) -> None:
+    """Two deployds on one Lease: only the leader writes; when it stops, the other takes over."""
+    first = start(leader_elect=True, identity="a-host:1:paasta_deployd", lease_seconds=3)
+    wait_for(lambda: first.replicas("web", "main") == 2, what="the leader's first sync")
+    second = start(leader_elect=True, identity="b-host:2:paasta_deployd", lease_seconds=3)
+    wait_for(second.deployd.ready, what="the follower's first sync")
+    assert holder(first.fake) == "a-host:1:paasta_deployd"
+    edit(first.soa, "web", {"main": {"instances": 3}, "canary": {"instances": 1}})
+    wait_for(lambda: first.replicas("web", "main") == 3, what="the leader's write")
+    wait_for(lambda: writes_of(first) == 5, what="the leader counting its 4 creates and 1 update")
+    time.sleep(0.3)
+    assert writes_of(second) == 0
+    first.stop()  # SIGTERM: finishes, gives the Lease back
+    wait_for(lambda: holder(first.fake) == "b-host:2:paasta_deployd", what="the hand-over")
+    edit(first.soa, "web", {"main": {"instances": 5}, "canary": {"instances": 1}})
+    wait_for(lambda: first.replicas("web", "main") == 5, what="the new leader's write")
+    wait_for(lambda: writes_of(second) == 1, what="the new leader counting it")
+    assert writes_of(first) == 5
+
+
+def writes_of(running: Running) -> float:
+    """The writes a deployd says it made."""
+    metric = running.deployd.metrics.writes
+    return sum(metric.value(verb=verb, outcome="ok") for verb in ("create", "update", "delete"))
+
+
+def test_a_lost_lease_stops_writes_at_once(start: Callable[..., Running]) -> None:
+    leader = start(leader_elect=True, identity="a-host:1:paasta_deployd", lease_seconds=3, concurrency=1)
+    wait_for(lambda: leader.replicas("web", "main") == 2, what="the first sync")
+    server = leader.fake.server
+    many = {f"i{n:02}": {"instances": 1} for n in range(12)}
+
+    def steal(_server: Any) -> None:
+        current = server.get_object("leases", LEASE_NAMESPACE, LEASE_NAME)
+        assert current is not None
+        server.put_object("leases", {**current, "spec": {**current["spec"], "holderIdentity": "thief"}})
+
+    server.before_next("PATCH", "/deployments/", steal)  # as the first of them goes out
+    server.delay_next("PATCH", "/deployments/", 0.4, times=100)  # then 11 slow writes: ~4.5 s in all
+    server.reset_counts()
+    edit(leader.soa, "batch", many)
+    wait_for(lambda: server.count("PATCH", "/deployments/") >= 1, what="the first write")
+    wait_for(lambda: not leader.deployd.elector.is_leader(), what="the loss noticed (next renewal)")
+    sent = server.count("PATCH", "/deployments/")
+    time.sleep(2.0)
+    assert server.count("PATCH", "/deployments/") == sent  # not one more write after the loss
+    assert sent <= 4  # the renewal notices the theft within a second: a few 0.4 s writes at most
+    assert leader.deployd.metrics.writes.value(verb="create", outcome="not_attempted") >= 1
+    assert holder(leader.fake) == "thief"
 
 
 def test_metrics_describe_the_work(running: Running) -> None:
@@ -325,7 +403,8 @@ def test_metrics_describe_the_work(running: Running) -> None:
 
     assert value("paasta_deployd_reconcile_duration_seconds_count") >= 1
     assert abs(value("paasta_deployd_last_full_resync_timestamp_seconds") - time.time()) < 60
-    assert 'paasta_deployd_watch_total{what="lists"} 1' in lines
+    assert 'paasta_deployd_watch_total{kind="Deployment",what="lists"} 1' in lines
+    assert 'paasta_deployd_watch_total{kind="HorizontalPodAutoscaler",what="lists"} 1' in lines
 
 
 def test_actions_reach_the_deploy_event_log(running: Running, private_home: Path) -> None:
@@ -365,10 +444,44 @@ def test_print_manifests() -> None:
     assert all(labels.MANAGED not in (o["metadata"].get("labels") or {}) for o in objects)
 
 
-def test_leader_election_is_a_clear_usage_error_for_now(soa: Path, system_dir: Path) -> None:
-    result = CliRunner().invoke(paasta_deployd, ["-d", str(soa), "--leader-elect"])
-    assert result.exit_code == 2
-    assert "--leader-elect is not available yet" in result.output
+def launch_process(fake_api: FakeApi, soa: Path, log: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "KUBECONFIG": fake_api.kubeconfig, "PYTHONUNBUFFERED": "1"}
+    with log.open("a") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "paasta_lite.paasta_deployd", "-d", str(soa), "--scan-interval", "0.05",
+             "--metrics-port", "0", "--metrics-host", "127.0.0.1", *extra],
+            env=env, stderr=stderr, text=True)
+
+
+def test_killing_the_leader_process_hands_over(fake_api: FakeApi, soa: Path, system_dir: Path,
+                                              tmp_path: Path) -> None:
+    """Two real processes with --leader-elect: kill -9 the leader (no release); the other takes
+    over once the Lease expires, and writes."""
+    processes = [launch_process(fake_api, soa, tmp_path / f"deployd{n}.log", "--leader-elect",
+                                "--lease-seconds", "3") for n in range(2)]
+    try:
+        wait_for(lambda: holder(fake_api) is not None
+                 and fake_api.server.get_object("deployments", "paastasvc-web", "web-main"), 15,
+                 "a leader's sync")
+        leading = next(p for p in processes if str(holder(fake_api)).endswith(f":{p.pid}:paasta_deployd"))
+        other = next(p for p in processes if p is not leading)
+        leading.kill()
+        leading.wait(5)
+        killed_at = time.monotonic()
+        wait_for(lambda: str(holder(fake_api)).endswith(f":{other.pid}:paasta_deployd"), 10, "the take-over")
+        took = time.monotonic() - killed_at
+        assert 1.0 < took < 8.0  # not before the Lease (3 s, renewed every 1 s) expired; soon after
+        edit(soa, "web", {"main": {"instances": 6}, "canary": {"instances": 1}})
+        wait_for(lambda: (fake_api.server.get_object("deployments", "paastasvc-web", "web-main") or {})
+                 .get("spec", {}).get("replicas") == 6, 10, "the new leader's write")
+        other.send_signal(signal.SIGTERM)
+        assert other.wait(15) == 0
+        assert holder(fake_api) is None  # given back on SIGTERM
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
 
 
 def test_sigterm_finishes_and_exits_zero(fake_api: FakeApi, soa: Path, system_dir: Path) -> None:

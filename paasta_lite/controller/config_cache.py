@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from paasta_lite.config.naming import split_job_id
@@ -73,9 +73,11 @@ class ConfigView:
         broken = {f"{name}.{instance}" for name, names in self.broken_instances.items() for instance in names}
         return job_ids(self.services, self.cluster) | broken
 
-    def configured(self) -> Configured:
-        """What cleanup keeps: every configured instance; broken and unsettled services keep all."""
-        return configured_from_services(self.cluster, self.services, set(self.errors) | self.unsettled)
+    def configured(self, unreadable: Collection[str] = ()) -> Configured:
+        """What cleanup keeps: every configured instance; broken and unsettled services, and the
+        ``unreadable`` ones (see `ConfigCache.file_errors`), keep all their apps."""
+        return configured_from_services(self.cluster, self.services,
+                                        set(self.errors) | self.unsettled | set(unreadable))
 
 
 class ConfigCache:
@@ -111,6 +113,18 @@ class ConfigCache:
         """At least one good scan (everything was loaded once)."""
         with self._lock:
             return self._good_scans > 0 or bool(self._services)
+
+    def file_errors(self, names: Collection[str]) -> dict[str, ConfigError]:
+        """The services among ``names`` with a file-level error in any of their files, read as
+        `cleanup_kubernetes_jobs` reads them (every cluster's instance files too; scans and the
+        view only read this cluster's). Called before deleting, for the services losing an app."""
+        errors: dict[str, ConfigError] = {}
+        for name in sorted(names):
+            try:
+                self.soa.load_service(name)
+            except ConfigError as error:
+                errors[name] = error
+        return errors
 
     # ------------------------------------------------------------------ scanning
     def scan(self) -> set[str]:

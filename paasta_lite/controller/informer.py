@@ -29,7 +29,7 @@ from typing import Any
 from paasta_lite.config.naming import job_id
 from paasta_lite.controller.workqueue import backoff_delay
 from paasta_lite.kube import labels
-from paasta_lite.kube.client import APPS, KubeClient, WatchStream
+from paasta_lite.kube.client import APPS, KINDS, KubeClient, WatchStream
 from paasta_lite.kube.errors import KubeError
 
 Obj = dict[str, Any]
@@ -50,6 +50,10 @@ class Watched:
 
 
 MANAGED_DEPLOYMENTS = Watched(f"{APPS}/deployments", labels.MANAGED_SELECTOR, "Deployment")
+#: The other kinds the reconcilers write with an app (planned from `plan_setup`'s ``live_others``).
+MANAGED_COMPANIONS = tuple(
+    Watched(f"{KINDS[kind][0]}/{KINDS[kind][1]}", labels.MANAGED_SELECTOR, kind)
+    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget"))
 
 
 def object_key(obj: Obj) -> str:

@@ -1,8 +1,8 @@
 """The deployd run loop: event sources into the work queue, workers out of it.
 
-    informer (watch of managed Deployments) --job ids--+
-    soa scan every `scan_interval` s ----------job ids--+--> WorkQueue --> Workers --> Reconciler
-    full resync every `resync` s (and on leadership) ---+
+    informers (watch of managed Deployments, HPAs, PDBs) --job ids--+
+    soa scan every `scan_interval` s -----------------------job ids--+--> WorkQueue --> Workers
+    full resync every `resync` s (and on leadership) ----------------+        --> Reconciler
 
 The main thread runs `run()`: start everything, then tick every `scan_interval` seconds (scan
 the soa dir, notice a change of leadership, start the periodic full resync) until `request_stop`
@@ -10,7 +10,7 @@ the soa dir, notice a change of leadership, start the periodic full resync) unti
 (in-flight writes complete), stops the watch, and releases leadership last.
 
 Readiness (`ready`): the first full resync has been reconciled once. Health (`health`): the main
-loop keeps ticking and the watch thread is alive.
+loop keeps ticking and the watch threads are alive.
 """
 
 from __future__ import annotations
@@ -19,16 +19,18 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from paasta_lite.config.system_config import SystemConfig
 from paasta_lite.controller.config_cache import ConfigCache
-from paasta_lite.controller.informer import MANAGED_DEPLOYMENTS, Informer
+from paasta_lite.controller.informer import MANAGED_COMPANIONS, MANAGED_DEPLOYMENTS, Informer
 from paasta_lite.controller.leader import LeaderElector
 from paasta_lite.controller.metrics import DeploydMetrics, StatusServer
 from paasta_lite.controller.reconcile import Reconciler
 from paasta_lite.controller.workqueue import Workers, WorkQueue
 from paasta_lite.kube.client import KubeClient
 
+Obj = dict[str, Any]
 log = logging.getLogger("paasta_lite.deployd")
 
 #: Services the full resync reloads per tick (~3 ms each): scans keep their pace during a resync.
@@ -55,6 +57,8 @@ class Settings:
     stall_after: float = 60.0
     #: seconds shutdown waits for in-flight batches
     drain_timeout: float = 30.0
+    #: the run budget's deadline for one batch's writes
+    batch_deadline: float = 120.0
 
 
 class Deployd:
@@ -68,12 +72,17 @@ class Deployd:
         self.configs = ConfigCache(settings.soa_dir, settings.cluster)
         self.informer = Informer(watch_client, MANAGED_DEPLOYMENTS, self.queue.add_all,
                                  watch_timeout=settings.watch_timeout)
+        self.companions = [Informer(watch_client, watched, self.queue.add_all,
+                                    watch_timeout=settings.watch_timeout) for watched in MANAGED_COMPANIONS]
+        self.informers = [self.informer, *self.companions]
         self.metrics = DeploydMetrics(queue_depth=self.queue.depth, retries_waiting=self.queue.delayed,
-                                      is_leader=elector.is_leader, watch_stats=lambda: self.informer.stats)
+                                      is_leader=elector.is_leader, watch_stats=self.watch_stats)
         self.reconciler = Reconciler(client=client, system=system, cluster=settings.cluster,
                                      configs=self.configs.view, live=self.informer.snapshot,
-                                     is_leader=elector.is_leader, metrics=self.metrics,
-                                     kill_threshold=settings.kill_threshold, settle=settings.settle)
+                                     live_others=self.live_others, file_errors=self.configs.file_errors,
+                                     elector=elector, metrics=self.metrics,
+                                     kill_threshold=settings.kill_threshold, settle=settings.settle,
+                                     batch_deadline=settings.batch_deadline)
         self.workers = Workers(self.queue, self._process, count=settings.concurrency, batch=settings.batch)
         self.server = None if settings.metrics_port is None else StatusServer(
             self.metrics.registry, host=settings.metrics_host, port=settings.metrics_port,
@@ -108,8 +117,9 @@ class Deployd:
             where = f"{self.settings.metrics_host}:{self.server.port}"
             log.info("serving /healthz, /readyz, /metrics on %s", where)
         self.elector.start()
-        self.informer.start()
-        while not self.informer.synced.wait(0.1):
+        for informer in self.informers:
+            informer.start()
+        while not all(informer.synced.wait(0.1) for informer in self.informers):
             self._last_tick = time.monotonic()  # waiting for the API server is not being stuck
             if self._stop.is_set():
                 return False
@@ -142,7 +152,7 @@ class Deployd:
         (`RELOAD_SLICE`), queueing what that finds changed."""
         if reload:
             self.configs.start_full_reload()
-        keys = self.configs.view().job_ids() | self.informer.job_ids()
+        keys = self.configs.view().job_ids().union(*(informer.job_ids() for informer in self.informers))
         with self._lock:
             if self._first_sync is None:
                 self._first_sync = set(keys)
@@ -160,7 +170,8 @@ class Deployd:
         log.info("stopping: finishing in-flight work")
         if not self.workers.stop(timeout=self.settings.drain_timeout):
             log.warning("in-flight work did not finish within %.0f s", self.settings.drain_timeout)
-        self.informer.stop()
+        for informer in self.informers:
+            informer.stop()
         self.elector.stop()
         if self.server is not None:
             self.server.stop()
@@ -189,6 +200,17 @@ class Deployd:
         stalled = time.monotonic() - self._last_tick
         if stalled > self.settings.stall_after and not self._stop.is_set():
             return f"the main loop has not run for {stalled:.0f} s"
-        if self._first_sync is not None and not self.informer.alive() and not self._stop.is_set():
-            return "the watch of managed Deployments has stopped"
+        for informer in self.informers:
+            if self._first_sync is not None and not informer.alive() and not self._stop.is_set():
+                return f"the watch of managed {informer.watched.kind}s has stopped"
         return None
+
+    # ------------------------------------------------------------------ what the informers hold
+    def live_others(self) -> dict[str, list[Obj]]:
+        """The managed objects of the kinds an app renders besides its Deployment, by kind."""
+        return {informer.watched.kind: informer.snapshot() for informer in self.companions}
+
+    def watch_stats(self) -> dict[tuple[str, str], int]:
+        """(kind, what) -> count, for the metrics."""
+        return {(informer.watched.kind, what): count for informer in self.informers
+                for what, count in informer.stats.items()}

@@ -190,7 +190,8 @@ class DeploydMetrics:
     """The metrics paasta_deployd exposes (all named ``paasta_deployd_*``)."""
 
     def __init__(self, *, queue_depth: Callable[[], float], retries_waiting: Callable[[], float],
-                 is_leader: Callable[[], bool], watch_stats: Callable[[], Mapping[str, int]]) -> None:
+                 is_leader: Callable[[], bool],
+                 watch_stats: Callable[[], Mapping[tuple[str, str], int]]) -> None:
         registry = self.registry = Registry()
         registry.gauge("paasta_deployd_queue_depth", "Job ids queued for a worker.", function=queue_depth)
         registry.gauge("paasta_deployd_queue_retries_waiting", "Job ids waiting for their retry backoff.",
@@ -202,11 +203,13 @@ class DeploydMetrics:
             ["verb", "outcome"])
         self.last_full_resync = registry.gauge(
             "paasta_deployd_last_full_resync_timestamp_seconds", "Unix time of the last full resync.")
-        registry.gauge("paasta_deployd_is_leader", "1 when this replica may write.",
+        registry.gauge("paasta_deployd_is_leader",
+                       "1 when this replica leads (always, without --leader-elect).",
                        function=lambda: 1.0 if is_leader() else 0.0)
         registry.counter("paasta_deployd_watch_total",
-                         "Informer activity: lists, watches, events, reconnects, gone (410).", ["what"],
-                         function=lambda: {(what,): float(n) for what, n in watch_stats().items()})
+                         "Informer activity by kind: lists, watches, events, reconnects, gone (410).",
+                         ["kind", "what"],
+                         function=lambda: {key: float(n) for key, n in watch_stats().items()})
 
 
 # --------------------------------------------------------------------------- the HTTP server

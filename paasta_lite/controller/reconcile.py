@@ -2,17 +2,21 @@
 
 No second implementation of anything (issue 13): for the instances that are configured, the
 batch goes through exactly what `setup_kubernetes_job` runs — `Desired.add_service` (render),
-`reconcile_plan.plan_setup` (pure pairing with the live Deployments), `apply.apply_plan`
-(namespaces, create, replace) — with the informer's cache as the live list instead of a fresh
-LIST. For job ids no longer configured, it is `reconcile_plan.plan_cleanup` over every live app
-with the kill threshold, as in `cleanup_kubernetes_jobs`, and only the victims in the batch are
-deleted.
+`reconcile_plan.plan_setup` (pure pairing with the live objects), `plan_writer.write_setup_plan`
+(namespaces, then server-side apply per app, re-planning on conflict) — with the informers'
+caches as the live lists instead of a fresh LIST. For job ids no longer configured it is
+`reconcile_plan.plan_cleanup` over every live app with the kill threshold, and
+`plan_writer.delete_victims` (uid/resourceVersion preconditions) for the victims in the batch,
+as in `cleanup_kubernetes_jobs`; a service with a file-level error in any of its files (other
+clusters' included, as cleanup reads them) keeps all its apps.
 
 What deployd adds is only what a long-running process needs:
-- writes happen only while `is_leader()` (checked before every write);
-- a failed write, and a deletion deferred because the soa dir is in doubt or has not been
-  unchanged for `settle` seconds yet, is retried with backoff (the returned set); a config
-  error is not (it is retried when the files change);
+- each batch with writes runs under its own `RunBudget` (deadline, Retry-After, circuit breaker)
+  and inside `elector.writing(budget)`: only with the cluster's Lease, and losing it halts the
+  budget, so not one more request is sent (see `controller/leader`);
+- a failed or not-attempted write, and a deletion deferred because the soa dir is in doubt or
+  has not been unchanged for `settle` seconds yet, is retried with backoff (the returned set); a
+  config error is not (it is retried when the files change);
 - one log line per action, and the same deploy event log as the cron entry points; a failure
   that repeats unchanged is logged once, not at every retry.
 """
@@ -30,17 +34,21 @@ from paasta_lite.config.naming import split_job_id
 from paasta_lite.config.system_config import SystemConfig
 from paasta_lite.controller.config_cache import ConfigView
 from paasta_lite.controller.informer import job_ids_of, object_key
+from paasta_lite.controller.leader import LeaderElector, NotNow
 from paasta_lite.controller.metrics import DeploydMetrics
-from paasta_lite.kube.apply import apply_plan
+from paasta_lite.errors import ConfigError
 from paasta_lite.kube.client import KubeClient
-from paasta_lite.kube.errors import KubeError
+from paasta_lite.kube.plan_writer import Deletion, delete_victims, write_setup_plan
 from paasta_lite.kube.reconcile_plan import Action, CleanupDecision, Step, Victim, plan_cleanup, plan_setup
-from paasta_lite.kube.reconcile_run import Desired, step_line
+from paasta_lite.kube.reconcile_run import Desired, deletion_line, step_line
+from paasta_lite.kube.run_budget import RunBudget
 from paasta_lite.status.event_log import log_event
 
 Obj = dict[str, Any]
 log = logging.getLogger("paasta_lite.deployd")
 WRITES = (Action.CREATE, Action.UPDATE)
+#: Parallel writes within one batch: the workers are the parallelism (`--concurrency`).
+BATCH_CONCURRENCY = 1
 
 
 @dataclass(frozen=True)
@@ -80,17 +88,23 @@ class Reconciler:
 
     def __init__(self, *, client: KubeClient, system: SystemConfig, cluster: str,
                  configs: Callable[[], ConfigView], live: Callable[[], list[Obj]],
-                 is_leader: Callable[[], bool], metrics: DeploydMetrics, kill_threshold: float = 0.5,
-                 settle: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 elector: LeaderElector, metrics: DeploydMetrics,
+                 live_others: Callable[[], Mapping[str, list[Obj]]] = dict,
+                 file_errors: Callable[[Collection[str]], Mapping[str, ConfigError]] = lambda names: {},
+                 kill_threshold: float = 0.5, settle: float = 10.0, batch_deadline: float = 120.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.system = system
         self.cluster = cluster
         self.configs = configs
         self.live = live
-        self.is_leader = is_leader
+        self.live_others = live_others
+        self.file_errors = file_errors
+        self.elector = elector
         self.metrics = metrics
         self.kill_threshold = kill_threshold
         self.settle = settle
+        self.batch_deadline = batch_deadline
         self.clock = clock
         self._said: dict[str, str] = {}  # job id -> the last failure or notice logged for it
         self._said_lock = threading.Lock()
@@ -106,33 +120,46 @@ class Reconciler:
 
     # ------------------------------------------------------------------ create and update
     def setup(self, wanted: Mapping[str, set[str]], view: ConfigView, live: list[Obj]) -> set[str]:
-        """`setup_kubernetes_job` for these instances; returns the ones whose write failed."""
+        """`setup_kubernetes_job` for these instances; returns the ones to try again later."""
         if not wanted:
             return set()
         desired = Desired()
         for service, instances in sorted(wanted.items()):
             desired.add_service(view.services[service], self.cluster, self.system, instances)
-        plan = plan_setup(desired.apps, live, failures=desired.failures, not_deployed=desired.not_deployed)
-        namespace_labels = {app.namespace: app.namespace_manifest["metadata"].get("labels") or {}
-                            for app in desired.apps}
-        if plan.writes and not self.is_leader():
-            log.debug("not the leader: leaving %s to the leader", ", ".join(s.job_id for s in plan.writes))
+        plan = plan_setup(desired.apps, live, live_others=self.live_others(), failures=desired.failures,
+                          not_deployed=desired.not_deployed)
+        planned = {step.job_id: step for step in plan.writes}
+        for step in plan.steps:
+            if step.job_id not in planned:
+                self._report(step)
+        if not planned:
             return set()
-        outcomes = apply_plan(plan, self.client, namespace_labels)  # lazy: one write per step taken
+        budget = RunBudget(deadline=self.batch_deadline)
         retry: set[str] = set()
-        for planned in plan.steps:
-            if planned.action in WRITES and not self.is_leader():
-                log.warning("lost leadership: stopping before %s", planned.job_id)
-                break
-            outcome = next(outcomes)
-            if planned.action in WRITES:
-                verb = "create" if planned.action is Action.CREATE else "update"
-                failed = outcome.action is Action.FAILED
-                self.metrics.writes.inc(verb=verb, outcome="failed" if failed else "ok")
-                if failed:
-                    retry.add(outcome.job_id)
-            self._report(outcome)
+        try:
+            with self.elector.writing(budget):
+                outcomes = write_setup_plan(plan, desired.apps, self.client.governed(budget),
+                                            namespace_labels=desired.namespace_labels(),
+                                            concurrency=BATCH_CONCURRENCY)
+                for outcome in outcomes:
+                    if outcome.job_id not in planned:
+                        continue  # told above
+                    self._count(planned[outcome.job_id], outcome)
+                    if outcome.action.is_failure:
+                        retry.add(outcome.job_id)
+                    self._report(outcome)
+        except NotNow as why:
+            return self._not_now(sorted(planned), why)
         return retry
+
+    def _count(self, planned: Step, outcome: Step) -> None:
+        verb = "create" if planned.action is Action.CREATE else "update"
+        if outcome.action in WRITES:
+            self.metrics.writes.inc(verb=verb, outcome="ok")
+        elif outcome.action is Action.FAILED:
+            self.metrics.writes.inc(verb=verb, outcome="failed")
+        elif outcome.action is Action.NOT_ATTEMPTED:
+            self.metrics.writes.inc(verb=verb, outcome="not_attempted")
 
     def _report(self, step: Step) -> None:
         line = step_line(step, dry_run=False)
@@ -141,10 +168,18 @@ class Reconciler:
             self._act(step.job_id, line, failed=False)
         elif step.action is Action.FAILED:
             self._failed(step.job_id, line)
-        elif step.action is Action.NOT_DEPLOYED:
+        elif step.action in (Action.NOT_DEPLOYED, Action.NOT_ATTEMPTED):
             self._notice(step.job_id, line)
         else:
             self._forget(step.job_id)
+
+    def _not_now(self, jobs: list[str], why: NotNow) -> set[str]:
+        """Writes this replica may not make now: the leader's job, or later (the Lease is busy)."""
+        if why.retry:
+            log.info("not writing %s now: %s; trying again later", ", ".join(jobs), why)
+            return set(jobs)
+        log.debug("%s: leaving %s to the leader", why, ", ".join(jobs))
+        return set()
 
     # ------------------------------------------------------------------ delete
     def cleanup(self, gone: Collection[str], view: ConfigView, live: list[Obj]) -> set[str]:
@@ -159,35 +194,56 @@ class Reconciler:
             for jid in sorted(present):
                 self._notice(jid, f"not deleting {jid} yet: {why}")
             return present
-        plan = plan_cleanup(live, view.configured(), kill_threshold=self.kill_threshold, force=False)
-        if plan.decision is CleanupDecision.REFUSED:
-            for jid in sorted(present):
+        # cleanup_kubernetes_jobs reads every file of every service: an error in any of them
+        # (another cluster's instances too) keeps all the service's apps. Read them for the
+        # services that would lose an app, which is where it matters.
+        loaded = {split_job_id(jid)[0] for jid in present} & set(view.services)
+        unreadable = self.file_errors(loaded)
+        plan = plan_cleanup(live, view.configured(unreadable), kill_threshold=self.kill_threshold,
+                            force=False)
+        for jid in sorted(present):
+            service = split_job_id(jid)[0]
+            if service in unreadable:
+                error = unreadable[service]
+                problem = error.problems[0] if error.problems else error
+                self._notice(jid, f"not deleting {jid}: service {service} has a configuration error: "
+                                  f"{problem}")
+            elif plan.decision is CleanupDecision.REFUSED:
                 self._notice(jid, f"not deleting {jid}: {plan.message}")
+        if plan.decision is CleanupDecision.REFUSED:
             return set()
         by_key = {object_key(obj): obj for obj in live}
+        victims = [victim for victim in plan.delete if victim.job_id in gone
+                   and not _being_deleted(by_key.get(f"{victim.namespace}/{victim.name}"))]
+        if not victims:
+            return set()
+        budget = RunBudget(deadline=self.batch_deadline)
         retry: set[str] = set()
-        for victim in plan.delete:
-            if victim.job_id not in gone or _being_deleted(by_key.get(f"{victim.namespace}/{victim.name}")):
-                continue
-            if not self.is_leader():
-                log.debug("not the leader: leaving the deletion of %s to the leader", victim.job_id)
-                continue
-            if not self._delete(victim):
-                retry.add(victim.job_id)
+        try:
+            with self.elector.writing(budget):
+                for victim, outcome, detail in delete_victims(victims, self.client.governed(budget),
+                                                              concurrency=BATCH_CONCURRENCY):
+                    if not self._deleted(victim, outcome, detail):
+                        retry.add(victim.job_id)
+        except NotNow as why:
+            return self._not_now(sorted({victim.job_id for victim in victims}), why)
         return retry
 
-    def _delete(self, victim: Victim) -> bool:
-        where = f"{victim.namespace}/{victim.name} ({victim.job_id})"
-        try:
-            self.client.delete_deployment(victim.namespace, victim.name)
-        except KubeError as error:
-            self.metrics.writes.inc(verb="delete", outcome="failed")
-            self._failed(victim.job_id, f"failed to delete {where}: {error}")
-            return False
-        self.metrics.writes.inc(verb="delete", outcome="ok")
-        self._forget(victim.job_id)
-        self._act(victim.job_id, f"deleted {where}: {victim.reason}", failed=False)
-        return True
+    def _deleted(self, victim: Victim, outcome: Deletion, detail: str) -> bool:
+        """Count and tell one delete's outcome; False when it should be tried again."""
+        line = deletion_line(victim, outcome, detail)
+        counted = {Deletion.DELETED: "ok", Deletion.GONE: "ok", Deletion.CHANGED: "changed",
+                   Deletion.FAILED: "failed", Deletion.NOT_ATTEMPTED: "not_attempted"}[outcome]
+        self.metrics.writes.inc(verb="delete", outcome=counted)
+        if outcome in (Deletion.DELETED, Deletion.GONE):
+            self._forget(victim.job_id)
+            self._act(victim.job_id, line, failed=False)
+            return True
+        if outcome is Deletion.FAILED:
+            self._failed(victim.job_id, line)
+        else:  # changed since the cache saw it (its watch event re-queues it), or not attempted
+            self._notice(victim.job_id, line)
+        return False
 
     # ------------------------------------------------------------------ saying what happened
     def _act(self, jid: str, line: str, *, failed: bool) -> None:
