@@ -430,11 +430,20 @@ def test_print_manifests() -> None:
     result = CliRunner().invoke(paasta_deployd, ["--print-manifests", "--namespace", "ops", "-c", "prod"])
     assert result.exit_code == 0, result.output
     objects = list(yaml.safe_load_all(result.output))
-    assert [o["kind"] for o in objects] == ["Namespace", "ServiceAccount", "ClusterRole",
+    assert [o["kind"] for o in objects] == ["Namespace", "Namespace", "ServiceAccount", "ClusterRole",
                                             "ClusterRoleBinding", "Role", "RoleBinding", "Deployment"]
-    role = objects[2]
-    assert {r["resources"][0] for r in role["rules"]} == {
-        "deployments", "namespaces", "horizontalpodautoscalers", "poddisruptionbudgets"}
+    assert [o["metadata"]["name"] for o in objects[:2]] == ["ops", LEASE_NAMESPACE]
+    app_verbs = ["get", "list", "watch", "create", "patch", "delete"]  # no update: nothing PUTs apps
+    assert {r["resources"][0]: r["verbs"] for r in objects[3]["rules"]} == {
+        "deployments": app_verbs, "horizontalpodautoscalers": app_verbs, "poddisruptionbudgets": app_verbs,
+        "namespaces": ["create"]}
+    role, binding = objects[5], objects[6]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == LEASE_NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update"],
+         "resourceNames": [LEASE_NAME]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]}]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "paasta-deployd", "namespace": "ops"}]
     deployment = objects[-1]
     assert deployment["spec"]["replicas"] == 2
     container = deployment["spec"]["template"]["spec"]["containers"][0]

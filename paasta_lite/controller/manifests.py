@@ -5,8 +5,9 @@ Pure: parameters in, plain dicts out (`manifests`), YAML text out (`to_yaml`).
 - A ServiceAccount, and least-privilege RBAC: a ClusterRole with only the verbs deployd's code
   paths use on the resources it manages (Deployments in every service namespace, namespaces it
   creates; HPAs and PDBs, which the reconcilers manage with their Deployments), bound cluster-wide
-  because service namespaces come and go; a Role in deployd's own namespace for the Lease of
-  leader election / the reconcilers' run lock. Nothing may read Secrets or touch pods.
+  because service namespaces come and go; a Role in the run lock's namespace
+  (`run_lock.LEASE_NAMESPACE`) for its one Lease, the one the cron entry points take too. Nothing
+  may read Secrets or touch pods.
 - A Deployment of 2 replicas (one leads, one is warm; ``--leader-elect``), spread over nodes,
   with liveness on /healthz and readiness on /readyz, a read-only root filesystem and no
   privileges; ``terminationGracePeriodSeconds`` leaves time to finish in-flight writes.
@@ -25,10 +26,12 @@ from typing import Any
 
 import yaml
 
+from paasta_lite.kube.run_lock import LEASE_NAME, LEASE_NAMESPACE
+
 Obj = dict[str, Any]
 
 NAME = "paasta-deployd"
-DEFAULT_NAMESPACE = "paasta-system"
+DEFAULT_NAMESPACE = LEASE_NAMESPACE  # deployd runs next to its Lease (any other namespace works too)
 DEFAULT_IMAGE = "paasta-lite:latest"
 METRICS_PORT = 9102
 SOA_DIR = "/nail/etc/services"
@@ -36,24 +39,34 @@ SYSTEM_CONFIG_DIR = "/etc/paasta"
 #: Not the paasta.yelp.com/managed label: cleanup must never consider deployd itself.
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "paasta_lite"}
 
+#: The verbs of every kind an app is written as (`plan_writer`): informers list and watch;
+#: server-side apply is a PATCH, and creating an object by apply also needs ``create``; ``get``
+#: re-reads an app after a 409 and checks that nothing unmanaged is in the way of a create; the
+#: upgrade of pre-apply objects is a merge PATCH; cleanup deletes. No ``update``: nothing PUTs them.
+APP_VERBS = ("get", "list", "watch", "create", "patch", "delete")
 #: (API group, resources, verbs) for the ClusterRole; each verb is one a code path calls.
 CLUSTER_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
-    # informer: list, watch; apply: get (a create whose answer was lost), create, update (PUT),
-    # patch (server-side apply); cleanup: delete
-    ("apps", ("deployments",), ("get", "list", "watch", "create", "update", "patch", "delete")),
-    # apply_plan creates a service's namespace before its first Deployment (409 = already there)
-    ("", ("namespaces",), ("create",)),
+    ("apps", ("deployments",), APP_VERBS),
     # managed with their Deployment by the reconcilers (HPA for autoscaled instances, PDB per instance)
-    ("autoscaling", ("horizontalpodautoscalers",), ("get", "list", "watch", "create", "update", "patch",
-                                                    "delete")),
-    ("policy", ("poddisruptionbudgets",), ("get", "list", "watch", "create", "update", "patch", "delete")),
+    ("autoscaling", ("horizontalpodautoscalers",), APP_VERBS),
+    ("policy", ("poddisruptionbudgets",), APP_VERBS),
+    # plan_writer creates a service's namespace before its first app, run_lock its own when
+    # missing (POST; 409 = already there)
+    ("", ("namespaces",), ("create",)),
 )
-#: Leader election / run lock: a Lease in deployd's namespace.
-LEASE_RULE = ("coordination.k8s.io", ("leases",), ("get", "create", "update"))
+#: The run lock (`run_lock.RunLock`): read, take, renew and give back (GET, PUT) the one Lease,
+#: create it when missing (a create cannot be limited to a name).
+LEASE_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
+    ("coordination.k8s.io", ("leases",), ("get", "update"), (LEASE_NAME,)),
+    ("coordination.k8s.io", ("leases",), ("create",), ()),
+)
 
 
-def _rule(group: str, resources: tuple[str, ...], verbs: tuple[str, ...]) -> Obj:
-    return {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+def _rule(group: str, resources: tuple[str, ...], verbs: tuple[str, ...], names: tuple[str, ...] = ()) -> Obj:
+    rule: Obj = {"apiGroups": [group], "resources": list(resources), "verbs": list(verbs)}
+    if names:
+        rule["resourceNames"] = list(names)
+    return rule
 
 
 def _meta(name: str, namespace: str | None = None) -> Obj:
@@ -74,9 +87,9 @@ def rbac(namespace: str) -> list[Obj]:
          "rules": [_rule(*rule) for rule in CLUSTER_RULES]},
         {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": _meta(NAME),
          "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": NAME}, "subjects": subject},
-        {"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": _meta(NAME, namespace),
-         "rules": [_rule(*LEASE_RULE)]},
-        {"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": _meta(NAME, namespace),
+        {"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": _meta(NAME, LEASE_NAMESPACE),
+         "rules": [_rule(*rule) for rule in LEASE_RULES]},
+        {"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": _meta(NAME, LEASE_NAMESPACE),
          "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": NAME}, "subjects": subject},
     ]
 
@@ -96,8 +109,7 @@ def container(image: str, cluster: str | None) -> Obj:
         "command": ["paasta_deployd"],
         "args": args,
         "env": [{"name": "PAASTA_SYSTEM_CONFIG_DIR", "value": SYSTEM_CONFIG_DIR},
-                {"name": "HOME", "value": "/tmp"},  # the deploy event log's default directory
-                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                {"name": "HOME", "value": "/tmp"}],  # the deploy event log's default directory
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "livenessProbe": {**_probe("/healthz", period=10, failures=6), "initialDelaySeconds": 10},
         "readinessProbe": _probe("/readyz", period=5, failures=1),
@@ -142,9 +154,10 @@ def deployment(namespace: str, image: str, cluster: str | None) -> Obj:
 
 def manifests(*, namespace: str = DEFAULT_NAMESPACE, image: str = DEFAULT_IMAGE,
               cluster: str | None = None) -> list[Obj]:
-    """Namespace, ServiceAccount, RBAC and the Deployment, in the order to apply them."""
-    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(namespace)}
-    return [ns, *rbac(namespace), deployment(namespace, image, cluster)]
+    """Namespaces, ServiceAccount, RBAC and the Deployment, in the order to apply them."""
+    namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name)}
+                  for name in dict.fromkeys((namespace, LEASE_NAMESPACE))]
+    return [*namespaces, *rbac(namespace), deployment(namespace, image, cluster)]
 
 
 def to_yaml(objects: list[Obj]) -> str:
