@@ -278,6 +278,26 @@ def test_an_error_in_another_clusters_file_keeps_the_services_apps(running: Runn
     wait_for(lambda: running.deployment("web", "canary") is None, what="deleted once the file is fixed")
 
 
+def test_another_clusters_apps_are_not_deployds_business(running: Running) -> None:
+    """Several PaaSTA clusters may share one Kubernetes cluster: apps labelled for another one are
+    never queued, never deleted (as cleanup_kubernetes_jobs keeps them)."""
+    web = running.deployment("web", "main")
+    assert web is not None
+    foreign = {"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "gone-main", "namespace": "paastasvc-web",
+                            "labels": {**web["metadata"]["labels"], labels.INSTANCE: "gone",
+                                       labels.CLUSTER: "elsewhere"}},
+               "spec": web["spec"]}
+    running.fake.client.create_deployment("paastasvc-web", foreign)
+    edit(running.soa, "web", {"main": {"instances": 2}, "canary": {"instances": 1}})  # a change, then settle
+    time.sleep(0.6)
+    running.deployd.full_resync()
+    wait_for(lambda: running.deployd.queue.idle(), what="the resync reconciled")
+    assert "web.gone" not in running.deployd.informer.job_ids()
+    assert running.fake.server.deletions == []
+    assert running.fake.server.get_object("deployments", "paastasvc-web", "gone-main") is not None
+
+
 @pytest.mark.parametrize("damage", ["empty", "missing"])
 def test_nothing_is_deleted_from_an_empty_or_missing_soa_dir(running: Running, damage: str) -> None:
     for child in running.soa.iterdir():

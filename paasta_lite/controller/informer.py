@@ -10,10 +10,12 @@ on a compacted version. When it does, the server answers 410 Gone (as an HTTP st
 ERROR event with code 410): the only way back is a fresh list, diffed against the cache so the
 handler still hears about everything that changed meanwhile.
 
-Generic over the collection (`Watched`: path + label selector), so HPAs and PDBs can be watched
+Generic over the collection (`Watched`: path + label selector), so HPAs and PDBs are watched
 the same way. The handler gets the job ids (``service.instance`` from the paasta labels) that an
 event concerns; ``relevant(old, new)`` filters out status-only updates (a rollout sends dozens)
-that cannot change what the reconciler would do.
+that cannot change what the reconciler would do. Objects labelled for another PaaSTA cluster
+(`reconcile_plan.foreign_cluster`; several can share one Kubernetes cluster) are cached but
+name no job id: they are not this deployd's business.
 
 Only `kube.client` talks HTTP; this module keeps the loop, the cache and the bookkeeping.
 """
@@ -31,6 +33,7 @@ from paasta_lite.controller.workqueue import backoff_delay
 from paasta_lite.kube import labels
 from paasta_lite.kube.client import APPS, KINDS, KubeClient, WatchStream
 from paasta_lite.kube.errors import KubeError
+from paasta_lite.kube.reconcile_plan import foreign_cluster
 
 Obj = dict[str, Any]
 log = logging.getLogger("paasta_lite.deployd")
@@ -96,11 +99,13 @@ class Informer:
     """
 
     def __init__(self, client: KubeClient, watched: Watched, on_change: OnChange, *,
-                 relevant: Relevant = changed_beyond_status, watch_timeout: int = WATCH_TIMEOUT,
-                 base_delay: float = 0.1, max_delay: float = 10.0) -> None:
+                 cluster: str | None = None, relevant: Relevant = changed_beyond_status,
+                 watch_timeout: int = WATCH_TIMEOUT, base_delay: float = 0.1,
+                 max_delay: float = 10.0) -> None:
         self.client = client
         self.watched = watched
         self.on_change = on_change
+        self.cluster = cluster
         self.relevant = relevant
         self.watch_timeout = watch_timeout
         self.base_delay = base_delay
@@ -125,7 +130,13 @@ class Informer:
 
     def job_ids(self) -> set[str]:
         with self._lock:
-            return {jid for obj in self._cache.values() for jid in job_ids_of(obj)}
+            return {jid for obj in self._cache.values() for jid in self._job_ids(obj)}
+
+    def _job_ids(self, obj: Obj | None) -> set[str]:
+        """The job id ``obj`` concerns, unless it belongs to another cluster than ``cluster``."""
+        if obj is None or (self.cluster is not None and foreign_cluster(obj, self.cluster)):
+            return set()
+        return job_ids_of(obj)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -175,7 +186,7 @@ class Informer:
         for key in old.keys() | fresh.keys():
             before, after = old.get(key), fresh.get(key)
             if _resource_version(before) != _resource_version(after) and self.relevant(before, after):
-                affected |= job_ids_of(before) | job_ids_of(after)
+                affected |= self._job_ids(before) | self._job_ids(after)
         self.resource_version = version
         self.stats["lists"] += 1
         if affected:
@@ -231,7 +242,7 @@ class Informer:
         self.resource_version = version or self.resource_version
         self.stats["events"] += 1
         if self.relevant(before, after):
-            affected = job_ids_of(before) | job_ids_of(after)
+            affected = self._job_ids(before) | self._job_ids(after)
             if affected:
                 self.on_change(affected)
         return True

@@ -71,8 +71,8 @@ class Deployd:
         self.queue = WorkQueue()
         self.configs = ConfigCache(settings.soa_dir, settings.cluster)
         self.informer = Informer(watch_client, MANAGED_DEPLOYMENTS, self.queue.add_all,
-                                 watch_timeout=settings.watch_timeout)
-        self.companions = [Informer(watch_client, watched, self.queue.add_all,
+                                 cluster=settings.cluster, watch_timeout=settings.watch_timeout)
+        self.companions = [Informer(watch_client, watched, self.queue.add_all, cluster=settings.cluster,
                                     watch_timeout=settings.watch_timeout) for watched in MANAGED_COMPANIONS]
         self.informers = [self.informer, *self.companions]
         self.metrics = DeploydMetrics(queue_depth=self.queue.depth, retries_waiting=self.queue.delayed,

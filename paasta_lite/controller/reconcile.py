@@ -39,7 +39,15 @@ from paasta_lite.controller.metrics import DeploydMetrics
 from paasta_lite.errors import ConfigError
 from paasta_lite.kube.client import KubeClient
 from paasta_lite.kube.plan_writer import Deletion, delete_victims, write_setup_plan
-from paasta_lite.kube.reconcile_plan import Action, CleanupDecision, Step, Victim, plan_cleanup, plan_setup
+from paasta_lite.kube.reconcile_plan import (
+    Action,
+    CleanupDecision,
+    Step,
+    Victim,
+    foreign_cluster,
+    plan_cleanup,
+    plan_setup,
+)
 from paasta_lite.kube.reconcile_run import Desired, deletion_line, step_line
 from paasta_lite.kube.run_budget import RunBudget
 from paasta_lite.status.event_log import log_event
@@ -184,7 +192,8 @@ class Reconciler:
     # ------------------------------------------------------------------ delete
     def cleanup(self, gone: Collection[str], view: ConfigView, live: list[Obj]) -> set[str]:
         """`cleanup_kubernetes_jobs` for these job ids; returns the ones to try again later."""
-        present = {jid for obj in live for jid in job_ids_of(obj) if jid in gone}
+        present = {jid for obj in live if not foreign_cluster(obj, self.cluster)
+                   for jid in job_ids_of(obj) if jid in gone}
         if not present:
             return set()
         if view.doubt is not None or view.unsettled or self.clock() - view.changed_at < self.settle:
