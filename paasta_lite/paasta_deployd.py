@@ -39,7 +39,7 @@ from paasta_lite.controller import manifests
 from paasta_lite.controller.leader import make_elector
 from paasta_lite.controller.loop import Deployd, Settings
 from paasta_lite.kube.client import KubeClient
-from paasta_lite.kube.run_lock import DEFAULT_LEASE_SECONDS, identity
+from paasta_lite.kube.run_lock import DEFAULT_LEASE_SECONDS, LEASE_NAME, identity
 
 
 def configure_logging(verbose: int) -> None:
@@ -63,6 +63,9 @@ def configure_logging(verbose: int) -> None:
 @click.option("--lease-seconds", type=click.IntRange(3, 300), default=DEFAULT_LEASE_SECONDS,
               show_default=True,
               help="Duration of the Lease while deployd holds it: how long a killed leader blocks the next.")
+@click.option("--lease-name", default=LEASE_NAME, hidden=True,
+              help="Another Lease than the cron jobs' (paasta-lite-system/NAME): only for tests that must "
+                   "not block other runs on a shared cluster.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve /healthz, /readyz and /metrics on this port (0: any free port).")
 @click.option("--metrics-host", default="0.0.0.0", show_default=True, help="Address for --metrics-port.")
@@ -80,9 +83,9 @@ def configure_logging(verbose: int) -> None:
               help="With --print-manifests: the paasta_lite image to run.")
 @verbose_option
 def paasta_deployd(soa_dir: str, cluster: str | None, resync: float, concurrency: int, leader_elect: bool,
-                   lease_seconds: int, metrics_port: int | None, metrics_host: str, scan_interval: float,
-                   kill_threshold: float, settle: float, print_manifests: bool, namespace: str, image: str,
-                   verbose: int) -> None:
+                   lease_seconds: int, lease_name: str, metrics_port: int | None, metrics_host: str,
+                   scan_interval: float, kill_threshold: float, settle: float, print_manifests: bool,
+                   namespace: str, image: str, verbose: int) -> None:
     """Reconcile the cluster with soa-configs continuously (watch + work queue)."""
     if print_manifests:
         click.echo(manifests.to_yaml(manifests.manifests(namespace=namespace, image=image, cluster=cluster)),
@@ -97,7 +100,7 @@ def paasta_deployd(soa_dir: str, cluster: str | None, resync: float, concurrency
     configure_logging(verbose)
     with KubeClient(pool_size=concurrency + 2) as client, KubeClient() as watch_client:
         elector = make_elector(leader_elect, client, identity=identity("paasta_deployd"),
-                               lease_seconds=lease_seconds)
+                               lease_seconds=lease_seconds, lease_name=lease_name)
         deployd = Deployd(settings, system=system, client=client, watch_client=watch_client, elector=elector)
 
         def stop(signum: int, _frame: Any) -> None:

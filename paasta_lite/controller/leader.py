@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from paasta_lite.kube.errors import KubeError
 from paasta_lite.kube.run_budget import RunBudget
-from paasta_lite.kube.run_lock import DEFAULT_LEASE_SECONDS, RunLock
+from paasta_lite.kube.run_lock import DEFAULT_LEASE_SECONDS, LEASE_NAME, RunLock
 
 if TYPE_CHECKING:
     from paasta_lite.kube.client import KubeClient
@@ -97,8 +97,9 @@ class LeaseElector:
     """``--leader-elect``: campaign for the cluster's Lease; the holder is the leader."""
 
     def __init__(self, client: KubeClient, *, identity: str, lease_seconds: int = DEFAULT_LEASE_SECONDS,
-                 retry_period: float = RETRY_PERIOD) -> None:
-        self.lock = RunLock(client, holder=identity, lease_seconds=lease_seconds, on_lost=self._lost)
+                 lease_name: str = LEASE_NAME, retry_period: float = RETRY_PERIOD) -> None:
+        self.lock = RunLock(client, holder=identity, name=lease_name, lease_seconds=lease_seconds,
+                            on_lost=self._lost)
         self.identity = identity
         self.retry_period = retry_period
         self._budgets = _Budgets()
@@ -180,9 +181,10 @@ class BatchLease:
 
     Batches that overlap share one holding (counted); the last one out gives it back."""
 
-    def __init__(self, client: KubeClient, *, identity: str,
-                 lease_seconds: int = DEFAULT_LEASE_SECONDS) -> None:
-        self.lock = RunLock(client, holder=identity, lease_seconds=lease_seconds, on_lost=self._lost)
+    def __init__(self, client: KubeClient, *, identity: str, lease_seconds: int = DEFAULT_LEASE_SECONDS,
+                 lease_name: str = LEASE_NAME) -> None:
+        self.lock = RunLock(client, holder=identity, name=lease_name, lease_seconds=lease_seconds,
+                            on_lost=self._lost)
         self._budgets = _Budgets()
         self._mutex = threading.Lock()
         self._users = 0
@@ -232,8 +234,9 @@ class BatchLease:
 
 
 def make_elector(leader_elect: bool, client: KubeClient, *, identity: str,
-                 lease_seconds: int = DEFAULT_LEASE_SECONDS) -> LeaderElector:
-    """`LeaseElector` for ``--leader-elect``, else `BatchLease`; both on the cron jobs' Lease."""
+                 lease_seconds: int = DEFAULT_LEASE_SECONDS, lease_name: str = LEASE_NAME) -> LeaderElector:
+    """`LeaseElector` for ``--leader-elect``, else `BatchLease`; both on the cron jobs' Lease
+    (``lease_name`` other than `LEASE_NAME` only to keep a test apart from them)."""
     if leader_elect:
-        return LeaseElector(client, identity=identity, lease_seconds=lease_seconds)
-    return BatchLease(client, identity=identity, lease_seconds=lease_seconds)
+        return LeaseElector(client, identity=identity, lease_seconds=lease_seconds, lease_name=lease_name)
+    return BatchLease(client, identity=identity, lease_seconds=lease_seconds, lease_name=lease_name)
