@@ -5,7 +5,8 @@ prints numbers.
 
 deployd runs as a real subprocess (`python -m paasta_lite.paasta_deployd`), so its CPU time is
 its own (read from /proc); the fake API server runs in this process. Measures:
-- the first full sync: every Deployment created from an empty cluster;
+- the first full sync: every Deployment created from an empty cluster (server-side apply, each
+  write batch under the cluster's Lease, as without ``--leader-elect``);
 - idle: process CPU time / wall time over ``--idle`` seconds with nothing changing (a full
   resync falls inside the window: ``--resync`` is set so that one does), and the writes it made
   (target: none);
@@ -142,7 +143,8 @@ def main() -> None:
         synced, _ = deployd.wait_for_line(r"first full sync done", 600)
         created = len(server.list_objects("deployments"))
         print(f"first full sync: {created} Deployments created in {synced - started:.1f} s "
-              f"({server.count('POST')} POSTs)")
+              f"({server.count('PATCH', '/deployments/')} applies, {server.count('POST', '/namespaces$')} "
+              f"namespace POSTs, {server.count(path='/leases')} Lease requests)")
         quiet_since = time.monotonic()  # our own creates come back as watch events: let them settle
         while time.monotonic() - quiet_since < 3 and time.monotonic() - synced < 120:
             before = cpu_seconds(deployd.process.pid)
@@ -163,7 +165,8 @@ def main() -> None:
         median, busiest = 100 * statistics.median(samples), 100 * max(samples)
         print(f"idle {wall:.0f} s: CPU {cpu:.2f} s = {100 * cpu / wall:.1f}% of one core "
               f"(median second {median:.1f}%, busiest second {busiest:.0f}%; {resyncs} full resync in "
-              f"the window); {len(server.requests)} requests, {len(server.writes())} writes")
+              f"the window); {len(server.requests)} requests, {len(server.writes())} writes "
+              f"({server.count(path='/leases')} Lease requests)")
 
         latencies = []
         edits_started = time.monotonic()
