@@ -30,6 +30,8 @@ SHA = "a" * 40
 NEW_SHA = "b" * 40
 DEPLOYMENTS = "/apis/apps/v1/namespaces/{ns}/deployments"
 MANAGED = labels.MANAGED_SELECTOR
+#: query of our applies of rendered objects (not the companions record, not the hand-over)
+APPLIES = "fieldManager=paasta_lite(&|$)"
 
 
 def last_line(result: Result) -> str:
@@ -155,7 +157,7 @@ def test_one_refused_instance_does_not_stop_the_others(run: Any, fake_api: FakeA
     assert result.exit_code == 1
     assert f"failed api.main (paastasvc-api/api-main): create refused by the API: {message}" in result.stderr
     assert last_line(result).endswith("2 created, 0 updated, 0 unchanged, 1 failed, 0 not deployed")
-    assert fake_api.server.count("PATCH", "deployments/") == 3  # 422 is not retried
+    assert fake_api.server.count("PATCH", "deployments/", query=APPLIES) == 3  # 422 is not retried
 
 
 def test_unmanaged_object_in_the_way_is_reported_not_touched(run: Any, fake_api: FakeApi) -> None:
@@ -176,7 +178,7 @@ def test_transient_errors_are_retried(run: Any, fake_api: FakeApi, status: int) 
     result = run()
     assert result.exit_code == 0, result.output
     assert len(fake_api.server.list_objects("deployments")) == 3
-    assert fake_api.server.count("PATCH", "deployments/") == 5
+    assert fake_api.server.count("PATCH", "deployments/", query=APPLIES) == 5
 
 
 def test_config_errors_and_not_deployed_instances(run: Any, fake_api: FakeApi, soa: Path) -> None:
