@@ -13,8 +13,8 @@ logs in memory and enforces what the real API server enforces for them:
   <= limits;
 - optimistic concurrency: PUT with a stale ``resourceVersion`` -> 409 Conflict; create of an
   existing object -> 409 AlreadyExists; 404 for missing objects and for creates in a missing
-  namespace; ``generation`` bumped on spec changes; an update that changes nothing keeps its
-  resourceVersion;
+  namespace; ``generation`` bumped on spec changes (and, for Deployments, annotation changes, as
+  v1.28 does); an update that changes nothing keeps its resourceVersion;
 - label selectors (=, ==, !=, exists, !exists, in, notin) and field selectors (metadata.name,
   metadata.namespace, involvedObject.*, status.phase, spec.nodeName, reason, type) on lists;
 - a garbage collector for ownerReferences, at once: deleting an owner deletes every object (any
@@ -394,7 +394,9 @@ class FakeCluster:
         elif res.plural != "pods":
             new.pop("status", None)
         new["kind"], new["apiVersion"] = res.kind, res.api_version
-        if res.has_generation and new.get("spec") != old.get("spec"):
+        if res.has_generation and (new.get("spec") != old.get("spec") or (
+                res.plural == "deployments"  # v1.28 counts annotation changes of Deployments too
+                and meta.get("annotations") != old_meta.get("annotations"))):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if new == old:

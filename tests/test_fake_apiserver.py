@@ -168,7 +168,7 @@ def test_stale_resource_version_is_a_conflict(fake_api: FakeApi, ns: str) -> Non
     assert fake_api.server.get_object("deployments", ns, "web-main")["spec"]["replicas"] == 3
 
 
-def test_generation_counts_spec_changes_only(fake_api: FakeApi, ns: str) -> None:
+def test_generation_counts_spec_and_annotation_changes(fake_api: FakeApi, ns: str) -> None:
     created = fake_api.client.create_deployment(ns, deployment())
     assert created["metadata"]["generation"] == 1
     relabelled = deployment()
@@ -182,6 +182,10 @@ def test_generation_counts_spec_changes_only(fake_api: FakeApi, ns: str) -> None
     assert after_scale["metadata"]["generation"] == 2
     same = fake_api.client.replace_deployment(ns, "web-main", scaled)
     assert same["metadata"]["resourceVersion"] == after_scale["metadata"]["resourceVersion"]
+    # v1.28 counts annotation changes too (they are copied to the Deployment's ReplicaSets)
+    annotation = {"metadata": {"annotations": {"a": "b"}}}
+    annotated = fake_api.client.merge_patch("Deployment", ns, "web-main", annotation)
+    assert annotated["metadata"]["generation"] == 3
 
 
 def test_status_is_kept_across_updates(fake_api: FakeApi, ns: str) -> None:
