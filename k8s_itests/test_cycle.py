@@ -4,8 +4,10 @@ generate -> setup creates (and a no-op second run) -> status -> mark-for-deploym
 --wait-for-deployment of a new commit (the test plays the crons meanwhile) -> the bounce
 completes -> a config change bounces -> status and bounce_status during and after a slow bounce
 -> stop -> start -> restart (force bounce) -> paasta logs from every pod -> the API agrees with
-`paasta status` -> remove an instance and cleanup (under the kill threshold) deletes it -> the
-kill threshold refuses a mass delete -> --force (no threshold) goes through.
+`paasta status` -> an autoscaled instance gets its HPA and PDB (owned by its Deployment), and
+cleanup's delete of the Deployment takes them along -> remove an instance and cleanup (under the
+kill threshold) deletes it -> the kill threshold refuses a mass delete -> --force (no threshold)
+goes through.
 
 Assertions are on the Kubernetes objects (Deployments, ReplicaSets, pods as the API reports
 them) and on what `paasta status` and the API report. Everything that changes in the cluster is
@@ -273,6 +275,30 @@ class TestDeployCycle:
             _, _, bounce = agreeing_reports(world, api, instance)
             assert bounce["service"] == world.service and bounce["instance"] == instance
 
+    def test_an_autoscaled_instance_gets_an_hpa_and_a_pdb_that_go_with_cleanup(self, world: World,
+                                                                               kube: Any) -> None:
+        instances = instances_yaml("two")
+        auto = {key: value for key, value in instances["canary"].items() if key != "instances"}
+        world.write_instances({**instances, "auto": {**auto, "min_instances": 1, "max_instances": 2}})
+        world.setup()
+        deployment = kube.get_deployment(world.namespace, world.app("auto"))
+        owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": world.app("auto"),
+                 "uid": deployment["metadata"]["uid"], "controller": False, "blockOwnerDeletion": True}
+        hpa = kube.get("HorizontalPodAutoscaler", world.namespace, world.app("auto"))
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 2)
+        assert hpa["metadata"]["ownerReferences"] == [owner]
+        pdb = kube.get("PodDisruptionBudget", world.namespace, world.app("auto"))
+        assert pdb["metadata"]["ownerReferences"] == [owner]
+        assert kube.get("PodDisruptionBudget", world.namespace, world.app("main"))  # every instance has one
+        assert "0 created, 0 updated, 4 unchanged, 0 failed" in world.setup().stdout  # the record holds
+
+        _refuse_if_other_apps_share_the_cluster(world, kube)
+        world.write_instances(instances)
+        world.cleanup()  # deletes the Deployment only: the garbage collector takes its companions
+        for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Deployment"):
+            wait_for(f"auto's {kind} to be deleted", partial(_gone, kube, kind, world, "auto"))
+        assert kube.get("PodDisruptionBudget", world.namespace, world.app("main"))
+
     def test_cleanup_under_the_threshold_deletes_a_removed_instance(self, world: World, kube: Any) -> None:
         _refuse_if_other_apps_share_the_cluster(world, kube)
         world.write_instances(instances_yaml("two", canary=False))
@@ -300,10 +326,14 @@ class TestDeployCycle:
 
 
 def _deployment_gone(kube: Any, world: World, instance: str) -> bool:
+    return _gone(kube, "Deployment", world, instance)
+
+
+def _gone(kube: Any, kind: str, world: World, instance: str) -> bool:
     from paasta_lite.kube.errors import NotFound
 
     try:
-        kube.get_deployment(world.namespace, world.app(instance))
+        kube.get(kind, world.namespace, world.app(instance))
     except NotFound:
         return True
     return False

@@ -21,7 +21,9 @@ Deleting is the most guarded action (STYLE practice 5), so this refuses rather t
 
 It holds the cluster's run lock (`run_lock`; not with --dry-run) from before reading soa-configs
 to the end, so it never races a setup run, and writes under one run budget (`run_budget`).
-Deletion cascades to ReplicaSets and pods (`kube_client.DELETE_PROPAGATION`). One line per
+Deletion cascades to ReplicaSets and pods (`kube_client.DELETE_PROPAGATION`), and to the app's HPA and
+PDB, which setup applied with an ownerReference to the Deployment (`companions`): the garbage collector
+deletes them, so cleanup deletes only Deployments. One line per
 deletion, every skipped delete with -v, a summary line. Exit 1 if any deletion failed or was not
 attempted, or another run held the lock past --lock-timeout.
 """

@@ -1,6 +1,6 @@
 """setup_kubernetes_job: make the cluster's Deployments match soa-configs (create and update only).
 
-    setup_kubernetes_job [-d SOA_DIR] [-c CLUSTER] [--dry-run] [--concurrency 8] [--deadline 600]
+    setup_kubernetes_job [-d SOA_DIR] [-c CLUSTER] [--dry-run] [--full] [--concurrency 8] [--deadline 600]
                          [--lock-timeout 60] [-v] [SERVICE.INSTANCE ...]
     python -m paasta_lite.setup_kubernetes_job ...
 
@@ -8,9 +8,12 @@ The run, in order: take the cluster's run lock (`run_lock`, not for --dry-run); 
 config and the soa dir (every instance of the cluster, or the ones named) and render each
 instance (`render`); list the managed Deployments once, across namespaces; pair and decide
 (`reconcile_plan.plan_setup`, pure); then write only what the plan says (`plan_writer`):
-namespaces first, then the apps in parallel, each by server-side apply. A run with nothing to
-change makes one list and no writes (plus the lock's Lease requests). It never deletes (that is
-`cleanup_kubernetes_jobs`).
+namespaces first, then the apps in parallel, each by server-side apply: the Deployment, its HPA
+and PDB (owned by it), their record on the Deployment (`companions`). A run with nothing to
+change makes one list and no writes (plus the lock's Lease requests): the companions are judged
+from that record; `--full` lists every managed HPA and PDB too (one list per kind) and repairs
+any deleted or edited by hand. It deletes only companions an instance no longer needs (an HPA
+once it is stopped, for one); deleting apps is `cleanup_kubernetes_jobs`' job.
 
 Each instance succeeds or fails on its own: a config error or an API refusal (e.g. 422) is
 reported with the service.instance and the API's message, and the others still reconcile. One
@@ -42,9 +45,11 @@ from paasta_lite.cli.options import (
 from paasta_lite.config.soa_config import SoaDir
 from paasta_lite.config.system_config import SystemConfig, load_system_config
 from paasta_lite.kube.client import KubeClient
+from paasta_lite.kube.companions import KINDS as COMPANION_KINDS
+from paasta_lite.kube.compare import owned_view
 from paasta_lite.kube.errors import KubeError
 from paasta_lite.kube.plan_writer import write_setup_plan
-from paasta_lite.kube.reconcile_plan import Action, Step, owned_view, plan_setup
+from paasta_lite.kube.reconcile_plan import Action, Step, plan_setup
 from paasta_lite.kube.reconcile_run import Desired, gather_desired, step_line, summary
 from paasta_lite.kube.run_budget import RunBudget
 from paasta_lite.kube.run_lock import RunLock, identity
@@ -80,7 +85,7 @@ def report(step: Step, *, dry_run: bool, verbose: int) -> None:
     if step.action is Action.UNCHANGED and not verbose:
         return
     click.echo(step_line(step, dry_run=dry_run), err=step.action.is_failure)
-    if dry_run and step.action is Action.UPDATE:
+    if dry_run and step.action is Action.UPDATE and step.body is not None:  # (None: companions only)
         click.echo(update_diff(step), nl=False)
 
 
@@ -91,11 +96,14 @@ def report(step: Step, *, dry_run: bool, verbose: int) -> None:
 @soa_dir_option
 @cluster_option()
 @click.option("--dry-run", is_flag=True, help="Print the plan (with a diff for updates); change nothing.")
+@click.option("--full", is_flag=True,
+              help="Also list every managed HPA and PDB (one list per kind) and repair the ones deleted or "
+                   "edited by hand, whatever the Deployments' companions record says.")
 @reconciler_write_options
 @verbose_option
 @click.argument("jobs", nargs=-1, metavar="[SERVICE.INSTANCE]...")
 @click.pass_context
-def setup_kubernetes_job(ctx: click.Context, soa_dir: str, cluster: str | None, dry_run: bool,
+def setup_kubernetes_job(ctx: click.Context, soa_dir: str, cluster: str | None, dry_run: bool, full: bool,
                          concurrency: int, deadline: float, lock_timeout: float, verbose: int,
                          jobs: tuple[str, ...]) -> None:
     """Create or update the Deployments of every instance of the cluster (or those named)."""
@@ -110,22 +118,26 @@ def setup_kubernetes_job(ctx: click.Context, soa_dir: str, cluster: str | None, 
             base, holder=identity("setup_kubernetes_job"), on_lost=budget.halt).held(lock_timeout)
         with lock:
             desired = gather_desired(soa, cluster_name, system, jobs)
-            outcomes = list(reconcile(desired, client, dry_run=dry_run, verbose=verbose,
+            outcomes = list(reconcile(desired, client, dry_run=dry_run, verbose=verbose, full=full,
                                       concurrency=concurrency, system=system, cluster=cluster_name))
     click.echo(summary(outcomes, cluster_name, dry_run=dry_run))
     ctx.exit(1 if any(step.action.is_failure for step in outcomes) else 0)
 
 
 def reconcile(desired: Desired, client: KubeClient, *, dry_run: bool, verbose: int, concurrency: int,
-              system: SystemConfig, cluster: str) -> Iterator[Step]:
-    """List, plan, and (unless ``dry_run``) write; report and yield every step's outcome."""
+              system: SystemConfig, cluster: str, full: bool = False) -> Iterator[Step]:
+    """List, plan, and (unless ``dry_run``) write; report and yield every step's outcome.
+    ``full``: list the companion kinds too, so every app's HPA and PDB are compared."""
     try:
         live = client.list_managed_deployments()
-    except KubeError as error:  # the budget gave up on the one list: nothing can be planned
-        click.echo(f"error: cannot list the managed Deployments: {error}", err=True)
+        others = {kind: client.list_managed(kind) for kind in COMPANION_KINDS} if full else None
+    except KubeError as error:  # the budget gave up on a list: nothing can be planned
+        what = "objects" if full else "Deployments"
+        click.echo(f"error: cannot list the managed {what}: {error}", err=True)
         yield from _not_attempted(desired, str(error))
         return
-    plan = plan_setup(desired.apps, live, failures=desired.failures, not_deployed=desired.not_deployed)
+    plan = plan_setup(desired.apps, live, live_others=others, failures=desired.failures,
+                      not_deployed=desired.not_deployed)
     if dry_run:
         for step in plan.steps:
             report(step, dry_run=True, verbose=verbose)

@@ -13,18 +13,23 @@ logs in memory and enforces what the real API server enforces for them:
   <= limits;
 - optimistic concurrency: PUT with a stale ``resourceVersion`` -> 409 Conflict; create of an
   existing object -> 409 AlreadyExists; 404 for missing objects and for creates in a missing
-  namespace; ``generation`` bumped on spec changes; an update that changes nothing keeps its
-  resourceVersion;
+  namespace; ``generation`` bumped on spec changes (and, for Deployments, annotation changes, as
+  v1.28 does); an update that changes nothing keeps its resourceVersion;
 - label selectors (=, ==, !=, exists, !exists, in, notin) and field selectors (metadata.name,
   metadata.namespace, involvedObject.*, status.phase, spec.nodeName, reason, type) on lists;
-- deletion cascades through ownerReferences (Deployment -> ReplicaSets -> Pods) unless
-  ``propagationPolicy=Orphan``; deleting a namespace deletes everything in it. Deletion is
-  immediate (no finalizers); the policy asked for is recorded in ``deletions``. Delete
-  preconditions (uid, resourceVersion) answer 409 with the real server's wording;
+- a garbage collector for ownerReferences, at once: deleting an owner deletes every object (any
+  kind: ReplicaSets, Pods, HPAs, PDBs...) whose owners are then all gone, recursively; with
+  ``propagationPolicy=Orphan``, or while another owner exists, the dependent only loses the
+  reference. Deleting a namespace deletes everything in it. Deletion is immediate (no
+  finalizers): Foreground and Background end the same; the policy asked for is recorded in
+  ``deletions``. Delete preconditions (uid, resourceVersion) answer 409 with the real server's
+  wording;
 - server-side apply (``PATCH`` with ``application/apply-patch+yaml``) with `managedFields` per
   field manager, conflicts and ``force`` (see `fake_managed_fields`); every other write is
   attributed to its field manager too; the Deployment ``/scale`` subresource (PATCH merge,
-  GET), which records no owner, as the HPA's writes on v1.28;
+  GET), which records no owner, as the HPA's writes on v1.28; an apply may set
+  ``metadata.ownerReferences``, and a ``metadata.uid`` in it that is not the object's is refused
+  with 422 "field is immutable", as v1.28 does;
 - also Leases (coordination.k8s.io/v1), HorizontalPodAutoscalers (autoscaling/v2) and
   PodDisruptionBudgets (policy/v1): plain CRUD and apply, no spec validation.
 
@@ -395,7 +400,9 @@ class FakeCluster:
         elif res.plural != "pods":
             new.pop("status", None)
         new["kind"], new["apiVersion"] = res.kind, res.api_version
-        if res.has_generation and new.get("spec") != old.get("spec"):
+        if res.has_generation and (new.get("spec") != old.get("spec") or (
+                res.plural == "deployments"  # v1.28 counts annotation changes of Deployments too
+                and meta.get("annotations") != old_meta.get("annotations"))):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if new == old:
@@ -432,9 +439,12 @@ class FakeCluster:
             raise ApiError(409, f'Operation cannot be fulfilled on {res.qualified} "{name}": the '
                                 "object has been modified; please apply your changes to the latest "
                                 "version and try again", details={"name": name, "kind": res.plural})
+        sent_uid = meta.get("uid")
+        if old is not None and sent_uid and sent_uid != old["metadata"].get("uid"):
+            raise self._invalid(res, name, [_invalid_value("metadata.uid", sent_uid, "field is immutable")])
         sent = as_served(copy.deepcopy(body))
-        sent["metadata"] = {k: v for k, v in sent["metadata"].items() if k in ("name", "namespace", "labels",
-                                                                                "annotations")}
+        kept = ("name", "namespace", "labels", "annotations", "ownerReferences")
+        sent["metadata"] = {k: v for k, v in sent["metadata"].items() if k in kept}
         try:
             result = managed_fields.apply(old, sent, manager=manager, force=force,
                                           api_version=res.api_version)
@@ -494,8 +504,8 @@ class FakeCluster:
         self.deletions.append((res.plural, namespace, name, policy))
         if res.plural == "namespaces":
             self._delete_namespace_contents(name)
-        elif policy != "Orphan":
-            self._delete_dependents(obj["metadata"]["uid"])
+        else:
+            self._collect_garbage(obj["metadata"]["uid"], orphan=policy == "Orphan")
         self.changed.notify_all()
         details: Obj = {"name": name, "kind": res.plural, "uid": obj["metadata"]["uid"]}
         if res.group:
@@ -503,15 +513,28 @@ class FakeCluster:
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                 "details": details}
 
-    def _delete_dependents(self, owner_uid: str) -> None:
-        for plural in ("replicasets", "pods"):
-            store = self._store(plural)
+    def _collect_garbage(self, owner_uid: str, *, orphan: bool) -> None:
+        """The garbage collector, at once, after the owner ``owner_uid`` went: a dependent with
+        no other owner that still exists is deleted (and its own dependents after it); one with
+        another owner, or when ``orphan`` (propagationPolicy Orphan), only loses the reference.
+        Foreground and Background end the same here; only the timing differs on a real server."""
+        for plural, store in self.objects.items():
             for key, obj in list(store.items()):
-                owners = obj.get("metadata", {}).get("ownerReferences") or []
-                if any(ref.get("uid") == owner_uid for ref in owners):
-                    del store[key]
-                    self._delete_dependents(obj["metadata"]["uid"])
-                    self._drop_logs(plural, *key)
+                refs = obj.get("metadata", {}).get("ownerReferences") or []
+                if not any(ref.get("uid") == owner_uid for ref in refs):
+                    continue
+                others = [ref for ref in refs if ref.get("uid") != owner_uid and self._exists(ref.get("uid"))]
+                if orphan or others:
+                    obj["metadata"]["ownerReferences"] = [ref for ref in refs if ref.get("uid") != owner_uid]
+                    obj["metadata"]["resourceVersion"] = self.next_rv()
+                    continue
+                del store[key]
+                self._collect_garbage(obj["metadata"]["uid"], orphan=False)
+                self._drop_logs(plural, *key)
+
+    def _exists(self, uid: Any) -> bool:
+        return any(obj.get("metadata", {}).get("uid") == uid for store in self.objects.values()
+                   for obj in store.values())
 
     def _delete_namespace_contents(self, namespace: str) -> None:
         for plural, store in self.objects.items():
@@ -1431,10 +1454,12 @@ class FakeApiServer:
         with self.cluster.lock:
             return list(self.cluster.requests)
 
-    def count(self, method: str | None = None, path: str | None = None) -> int:
-        """Requests matching ``method`` (exact) and ``path`` (regex, searched)."""
-        return sum(1 for m, p in self.requests
-                   if (method is None or m == method) and (path is None or re.search(path, p)))
+    def count(self, method: str | None = None, path: str | None = None, query: str | None = None) -> int:
+        """Requests matching ``method`` (exact), ``path`` and ``query`` (regexes, searched; e.g.
+        ``query="fieldManager=paasta_lite(&|$)"`` for one field manager's writes)."""
+        return sum(1 for m, p, q in self.request_log
+                   if (method is None or m == method) and (path is None or re.search(path, p))
+                   and (query is None or re.search(query, q)))
 
     def writes(self) -> list[tuple[str, str]]:
         """Every request that could change state (anything but GET)."""

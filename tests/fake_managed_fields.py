@@ -2,8 +2,9 @@
 
 What it models (enough for paasta_lite's writes; see `fake_apiserver.FakeCluster.apply`):
 - field sets in the real `fieldsV1` shape: `f:<field>`, `k:{"name":"x"}` for items of keyed lists
-  (containers, env, volumes, volumeMounts, ports, ...), `.` on list items; metadata labels and
-  annotations and everything outside metadata/status are tracked;
+  (containers, env, volumes, volumeMounts, ports, ...), `.` on list items; metadata labels,
+  annotations and ownerReferences (whole items, keyed by uid) and everything outside
+  metadata/status are tracked;
 - an apply (`apply`) sets the applier's field set to exactly what it sent; a field another
   manager owns with a different value is a conflict (409 unless ``force``, which takes it over);
   fields the applier owned before, no longer sends, and nobody else owns are removed (so a
@@ -28,6 +29,7 @@ Path = tuple[str, ...]
 MERGE_KEYS: dict[str, tuple[str, ...]] = {
     "containers": ("name",), "initContainers": ("name",), "env": ("name",), "volumes": ("name",),
     "volumeMounts": ("mountPath",), "ports": ("containerPort", "protocol"), "imagePullSecrets": ("name",),
+    "ownerReferences": ("uid",),
 }
 _DEFAULTS = {"protocol": "TCP"}
 _MISSING = object()
@@ -79,6 +81,8 @@ def paths(obj: Obj | None) -> set[Path]:
     for group in ("labels", "annotations"):
         for key in metadata.get(group) or {}:
             found.add(("f:metadata", f"f:{group}", f"f:{key}"))
+    for ref in metadata.get("ownerReferences") or []:  # owned as whole items, as v1.28 records them
+        found.add(("f:metadata", "f:ownerReferences", item_key(ref, MERGE_KEYS["ownerReferences"])))
     for key, value in obj.items():
         if key not in ("apiVersion", "kind", "metadata", "status"):
             _walk(value, (f"f:{key}",), key, found)

@@ -36,6 +36,8 @@ CLUSTER = "c1"
 SHA, NEW_SHA = "a" * 40, "b" * 40
 NS = "paastasvc-web"
 ROOT = Path(__file__).resolve().parent.parent
+#: query of our applies of rendered objects (not the companions record, not the hand-over)
+APPLIES = "fieldManager=paasta_lite(&|$)"
 
 
 def service_files(instances: dict[str, Any], *, sha: str = SHA, name: str = "web") -> dict[str, Any]:
@@ -170,7 +172,11 @@ def test_a_create_into_an_existing_namespace_looks_first(fake_api: FakeApi, soa:
     assert setup(soa, env).exit_code == 0
     gets = [path for method, path in fake_api.server.app_requests()
             if method == "GET" and "web-canary" in path]
-    assert gets == [f"/apis/apps/v1/namespaces/{NS}/deployments/web-canary"]
+    # nothing in the way of the Deployment; then its companions are read: an HPA to delete or a
+    # PDB to take over could be there (this namespace existed before the run)
+    assert gets == [f"/apis/apps/v1/namespaces/{NS}/deployments/web-canary",
+                    f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/web-canary",
+                    f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/web-canary"]
 
 
 # --------------------------------------------------------------------------- the run lock
@@ -278,7 +284,7 @@ def test_retry_after_pauses_the_run(fake_api: FakeApi, soa: Path, env: dict[str,
     result = setup(soa, env, "--concurrency", "1")
     assert result.exit_code == 0, result.output
     assert time.monotonic() - start >= 1.0
-    assert fake_api.server.count("PATCH", "/deployments/") == 3
+    assert fake_api.server.count("PATCH", "/deployments/", query=APPLIES) == 3
 
 
 def test_the_deadline_stops_writing(fake_api: FakeApi, soa: Path, env: dict[str, str]) -> None:

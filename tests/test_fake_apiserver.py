@@ -168,7 +168,7 @@ def test_stale_resource_version_is_a_conflict(fake_api: FakeApi, ns: str) -> Non
     assert fake_api.server.get_object("deployments", ns, "web-main")["spec"]["replicas"] == 3
 
 
-def test_generation_counts_spec_changes_only(fake_api: FakeApi, ns: str) -> None:
+def test_generation_counts_spec_and_annotation_changes(fake_api: FakeApi, ns: str) -> None:
     created = fake_api.client.create_deployment(ns, deployment())
     assert created["metadata"]["generation"] == 1
     relabelled = deployment()
@@ -182,6 +182,10 @@ def test_generation_counts_spec_changes_only(fake_api: FakeApi, ns: str) -> None
     assert after_scale["metadata"]["generation"] == 2
     same = fake_api.client.replace_deployment(ns, "web-main", scaled)
     assert same["metadata"]["resourceVersion"] == after_scale["metadata"]["resourceVersion"]
+    # v1.28 counts annotation changes too (they are copied to the Deployment's ReplicaSets)
+    annotation = {"metadata": {"annotations": {"a": "b"}}}
+    annotated = fake_api.client.merge_patch("Deployment", ns, "web-main", annotation)
+    assert annotated["metadata"]["generation"] == 3
 
 
 def test_status_is_kept_across_updates(fake_api: FakeApi, ns: str) -> None:
@@ -281,6 +285,58 @@ def test_orphan_delete_keeps_dependents(fake_api: FakeApi, ns: str) -> None:
     apps.delete_namespaced_deployment("web-main", ns, propagation_policy="Orphan")
     assert len(fake_api.server.list_objects("pods", ns)) == 2
     assert fake_api.server.deletions[-1][3] == "Orphan"
+
+
+def owned_pdb(owner: dict[str, Any], *more_owners: dict[str, Any], name: str = "web-main") -> dict[str, Any]:
+    refs = [{"apiVersion": "apps/v1", "kind": "Deployment", "name": o["metadata"]["name"],
+             "uid": o["metadata"]["uid"], "controller": False, "blockOwnerDeletion": True}
+            for o in (owner, *more_owners)]
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": name, "namespace": NS, "ownerReferences": refs},
+            "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"a": "b"}}}}
+
+
+def applied(fake_api: FakeApi, name: str = "web-main") -> dict[str, Any]:
+    body = deployment(name)
+    return fake_api.client.apply({**body, "metadata": {**body["metadata"], "namespace": NS}})
+
+
+def test_the_garbage_collector_deletes_dependents_of_any_kind(fake_api: FakeApi, ns: str) -> None:
+    owner, other = applied(fake_api), applied(fake_api, "web-other")
+    fake_api.client.apply(owned_pdb(owner))
+    fake_api.client.apply(owned_pdb(owner, other, name="shared"))
+    assert fake_api.client.delete("Deployment", ns, "web-main") is True
+    assert fake_api.server.get_object("poddisruptionbudgets", ns, "web-main") is None
+    shared = fake_api.server.get_object("poddisruptionbudgets", ns, "shared")  # another owner exists
+    assert shared is not None
+    assert [ref["name"] for ref in shared["metadata"]["ownerReferences"]] == ["web-other"]
+
+
+def test_an_orphan_delete_only_removes_the_reference(fake_api: FakeApi, ns: str) -> None:
+    owner = applied(fake_api)
+    fake_api.client.apply(owned_pdb(owner))
+    apps = k8s.AppsV1Api(fake_api.client._api)
+    apps.delete_namespaced_deployment("web-main", ns, propagation_policy="Orphan")
+    pdb = fake_api.server.get_object("poddisruptionbudgets", ns, "web-main")
+    assert pdb is not None and not pdb["metadata"].get("ownerReferences")
+
+
+def test_apply_keeps_owner_references_and_refuses_another_uid(fake_api: FakeApi, ns: str) -> None:
+    first = applied(fake_api)
+    pdb = fake_api.client.apply(owned_pdb(first))
+    assert pdb["metadata"]["ownerReferences"][0]["uid"] == first["metadata"]["uid"]
+    fields = pdb["metadata"]["managedFields"][0]["fieldsV1"]["f:metadata"]["f:ownerReferences"]
+    assert list(fields) == [f'k:{{"uid":"{first["metadata"]["uid"]}"}}']  # as v1.28 records it
+    fake_api.server.delete_object("deployments", ns, "web-main")  # (the PDB goes with it)
+    second = applied(fake_api)
+    fake_api.client.apply(owned_pdb(first))  # a dangling reference, as after an orphan delete
+    again = fake_api.client.apply(owned_pdb(second))  # the item we no longer send is removed
+    assert [ref["uid"] for ref in again["metadata"]["ownerReferences"]] == [second["metadata"]["uid"]]
+    stale = {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": "web-main", "namespace": ns, "uid": first["metadata"]["uid"],
+                          "annotations": {"x/y": "1"}}}
+    with pytest.raises(kube_errors.Invalid, match=r"metadata\.uid: Invalid value: .*field is immutable"):
+        fake_api.client.apply(stale, field_manager="someone")
 
 
 def test_namespace_deletion_removes_contents(fake_api: FakeApi, ns: str) -> None:

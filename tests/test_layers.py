@@ -39,6 +39,7 @@ CORE = [
     "config/merge", "config/naming", "config/instance_config", "config/validation", "config/volumes",
     "config/config_keys", "config/autoscaling", "config/deploy_yaml", "kube/labels", "kube/config_hash",
     "kube/render", "kube/render_pod", "kube/render_scaling", "kube/reconcile_plan", "kube/managed_fields",
+    "kube/compare", "kube/companions",
     "gitflow/tags", "status/health", "status/objects", "status/rollout", "status/pod_logs", "errors",
     "timestamps",
 ]

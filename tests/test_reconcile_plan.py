@@ -14,16 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paasta_lite.kube import labels
+from paasta_lite.kube.compare import first_difference, owned_view, quantity
 from paasta_lite.kube.reconcile_plan import (
     Action,
     CleanupDecision,
     Purpose,
     configured_from,
-    first_difference,
-    owned_view,
     plan_cleanup,
     plan_setup,
-    quantity,
 )
 
 Obj = dict[str, Any]
@@ -65,8 +63,8 @@ class App:
 
 
     @property
-    def objects(self) -> tuple[Obj, ...]:
-        return (self.deployment,)
+    def companions(self) -> dict[str, Obj | None]:
+        return {}  # none: the planning of companions is covered in test_companions.py
 
 
 def live_of(app: App, **changes: Any) -> Obj:

@@ -30,6 +30,8 @@ SHA = "a" * 40
 NEW_SHA = "b" * 40
 DEPLOYMENTS = "/apis/apps/v1/namespaces/{ns}/deployments"
 MANAGED = labels.MANAGED_SELECTOR
+#: query of our applies of rendered objects (not the companions record, not the hand-over)
+APPLIES = "fieldManager=paasta_lite(&|$)"
 
 
 def last_line(result: Result) -> str:
@@ -122,7 +124,8 @@ def test_changes_become_updates(run: Any, fake_api: FakeApi, soa: Path) -> None:
     after = deployment(fake_api, "api", "main")
     line = next(x for x in result.stdout.splitlines() if x.startswith("updated api.main"))
     assert "config changed" in line and "git sha aaaaaaaa -> bbbbbbbb" in line and "replicas 3 -> 4" in line
-    assert after["spec"]["replicas"] == 4 and after["metadata"]["generation"] == 2
+    assert after["spec"]["replicas"] == 4
+    assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1
     assert after["metadata"]["labels"][labels.GIT_SHA] == NEW_SHA
     assert after["metadata"]["labels"][labels.CONFIG_SHA] != before["metadata"]["labels"][labels.CONFIG_SHA]
     assert fake_api.server.app_writes() == [("PATCH", f"{DEPLOYMENTS.format(ns='paastasvc-api')}/api-main")]
@@ -155,7 +158,7 @@ def test_one_refused_instance_does_not_stop_the_others(run: Any, fake_api: FakeA
     assert result.exit_code == 1
     assert f"failed api.main (paastasvc-api/api-main): create refused by the API: {message}" in result.stderr
     assert last_line(result).endswith("2 created, 0 updated, 0 unchanged, 1 failed, 0 not deployed")
-    assert fake_api.server.count("PATCH", "deployments/") == 3  # 422 is not retried
+    assert fake_api.server.count("PATCH", "deployments/", query=APPLIES) == 3  # 422 is not retried
 
 
 def test_unmanaged_object_in_the_way_is_reported_not_touched(run: Any, fake_api: FakeApi) -> None:
@@ -176,7 +179,7 @@ def test_transient_errors_are_retried(run: Any, fake_api: FakeApi, status: int) 
     result = run()
     assert result.exit_code == 0, result.output
     assert len(fake_api.server.list_objects("deployments")) == 3
-    assert fake_api.server.count("PATCH", "deployments/") == 5
+    assert fake_api.server.count("PATCH", "deployments/", query=APPLIES) == 5
 
 
 def test_config_errors_and_not_deployed_instances(run: Any, fake_api: FakeApi, soa: Path) -> None:

@@ -30,6 +30,10 @@ FORCE_BOUNCE = f"{PREFIX}/force_bounce"
 #: soa-configs side of what was applied (`config_hash.soa_config_hash`). `paasta status` compares
 #: it without the cluster's system config, which a laptop does not have.
 SOA_CONFIG_SHA = f"{PREFIX}/soa_config_sha"
+#: Deployment annotation: the config hash of each companion (HPA, PDB) as last applied, e.g.
+#: `hpa=none,pdb=config1a2b3c4d` (`companions.record`). Written only after every companion write
+#: succeeded, so a matching record lets a no-op run skip reading them.
+COMPANIONS = f"{PREFIX}/companions"
 
 APP_NAME = "app.kubernetes.io/name"
 APP_INSTANCE = "app.kubernetes.io/instance"

@@ -28,6 +28,9 @@ Obj = dict[str, Any]
 
 FIELD_MANAGER = "paasta_lite"
 HANDOVER_MANAGER = "paasta_lite-handover"
+#: Writes only the Deployment's companions record (`companions`), after the companions themselves:
+#: a manager of its own, so our Deployment applies neither carry nor remove that annotation.
+COMPANIONS_MANAGER = "paasta_lite-companions"
 #: Managers our own writes had before server-side apply (the Python client's default name).
 LEGACY_MANAGERS = frozenset({"OpenAPI-Generator"})
 

@@ -6,14 +6,17 @@ rendered apps and a client governed by the run's `run_budget.RunBudget`. In orde
 1. the namespaces the plan creates, in parallel (a namespace exists before any app is written
    into it; 409 AlreadyExists is fine);
 2. every app with writes, in parallel on ``concurrency`` threads (the urllib3 pool is sized for
-   them). Per app, the writes of its step go out in order (Deployment first, then the kinds that
-   refer to it). A preparatory write (upgrade, replicas hand-over) is followed by a pure re-plan
-   from its answer; a 409 by a re-plan from a fresh GET of the app's objects. A body is never
-   re-sent as it was: the next round plans again and sends what that plan says.
+   them). Per app, the writes of its step go out in order (Deployment, its companions, their
+   record: see `companions`). A preparatory write (upgrade, replicas hand-over, a Deployment
+   created before its companions) is followed by a pure re-plan from its answer; a step that
+   needs companions read first (`Step.reads`) by GETs and a re-plan; a 409 by a re-plan from a
+   fresh GET of the app's objects. A body is never re-sent as it was: the next round plans again
+   and sends what that plan says.
 3. A create into a namespace that already existed first checks that nothing is in the way
-   (apply would otherwise merge into an object someone else made): an unmanaged object there is
-   reported and left alone; a managed one (a retried create whose answer was lost, or another
-   run's) is re-planned from.
+   (apply would otherwise merge into an object someone else made), unless the object was just
+   read: an unmanaged object there is reported and left alone; a managed one (a retried create
+   whose answer was lost, or another run's) is re-planned from. In a namespace this run
+   created, nothing can be in the way, and no companion needs reading.
 
 Every step comes back with its outcome as it completes: `Action.NOT_ATTEMPTED` when the budget
 stopped the app before anything was sent (deadline, circuit breaker, lost lock), `FAILED` with
@@ -40,7 +43,7 @@ from paasta_lite.kube.reconcile_plan import (
     Step,
     Victim,
     Write,
-    object_key,
+    app_keys,
     plan_app,
 )
 from paasta_lite.kube.run_budget import BudgetExhausted
@@ -53,8 +56,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 DEFAULT_CONCURRENCY = 8
-#: Plans per app in one run (preparatory writes and conflicts each cost one).
-MAX_ROUNDS = 4
+#: Plans per app in one run: preparatory writes (upgrade, hand-over, a create before its
+#: companions), reading companions and conflicts each cost one.
+MAX_ROUNDS = 6
 
 
 class _Replan(Exception):
@@ -100,55 +104,93 @@ def _create_namespaces(plan: SetupPlan, client: KubeClient, namespace_labels: Ma
 class _AppWriter:
     """Writes one app, re-planning as needed (see module docstring)."""
 
-    def __init__(self, app: DesiredApp, live: Mapping[ObjKey, Obj], client: KubeClient,
+    def __init__(self, app: DesiredApp, plan: SetupPlan, client: KubeClient,
                  fresh_namespaces: set[str]) -> None:
-        self.app, self.client, self.fresh = app, client, fresh_namespaces
-        self.keys = [object_key(obj) for obj in app.objects]
-        self.live = {key: live[key] for key in self.keys if key in live}
+        self.app, self.client, self.listed = app, client, plan.listed_kinds
+        self.keys = app_keys(app)
+        self.live = {key: plan.live[key] for key in self.keys if key in plan.live}
+        #: keys whose state `live` reflects: read here, or nothing can be there (a new namespace)
+        self.known: set[ObjKey] = set(self.keys) if app.namespace in fresh_namespaces else set()
         self.sent = False
+        self.created = False
 
     def run(self, step: Step) -> Step:
+        first = step
         for round_ in range(MAX_ROUNDS):
             if round_:
-                step = plan_app(self.app, self.live)
+                step = plan_app(self.app, self.live, known=self.known, listed_kinds=self.listed)
             if step.action not in (Action.CREATE, Action.UPDATE):
-                return step
+                return self._outcome(first, step) if step.action is Action.UNCHANGED else step
             try:
+                if step.reads:
+                    self._read(step.reads)
+                    continue
                 self._send_all(step)
-                return step
+                return self._outcome(first, step)
             except _Replan:
                 continue
             except Conflict:
-                self._refresh()
+                self._read(self.keys)
                 continue
             except BudgetExhausted as error:
                 if not self.sent:
                     return replace(step, action=Action.NOT_ATTEMPTED, reasons=(f"not attempted: {error}",))
-                return replace(step, action=Action.FAILED, reasons=(f"stopped part-way: {error}",))
+                return replace(self._outcome(first, step), action=Action.FAILED,
+                               reasons=(f"stopped part-way: {error}",))
             except _InTheWay as error:
                 return replace(step, action=Action.FAILED, reasons=(str(error),))
-            except KubeError as error:
-                verb = "create" if step.action is Action.CREATE else "update"
-                return replace(step, action=Action.FAILED, reasons=(f"{verb} refused by the API: {error}",))
+            except _Refused as refused:
+                verb = "create" if self.created or step.action is Action.CREATE else "update"
+                write = refused.write
+                what = "" if write.kind == "Deployment" else f" of {write.kind} {write.name}"
+                return replace(step, action=Action.FAILED,
+                               reasons=(f"{verb}{what} refused by the API: {refused.error}",))
+            except KubeError as error:  # a read (GET) the step needed
+                return replace(step, action=Action.FAILED, reasons=(f"cannot read its objects: {error}",))
         return replace(step, action=Action.FAILED,
                        reasons=(f"changed {MAX_ROUNDS} times while being written; the next run tries again",))
 
+    def _outcome(self, first: Step, last: Step) -> Step:
+        """What the app's line says: a create stays a create (its companions followed in a later
+        round); writes sent in earlier rounds make it an update even if the last plan was empty."""
+        if self.created:
+            return replace(last, action=Action.CREATE, reasons=first.reasons)
+        if last.action is Action.UNCHANGED and self.sent:
+            return replace(last, action=Action.UPDATE, reasons=first.reasons)
+        return last
+
     def _send_all(self, step: Step) -> None:
         for write in step.writes:
-            if write.create and write.namespace not in self.fresh:
+            if write.create and write.key not in self.known:
                 self._check_nothing_in_the_way(write)
-            self.live[write.key] = self._send(write)
+            try:
+                answer = self._send(write)
+            except (Conflict, BudgetExhausted):
+                raise
+            except KubeError as error:
+                raise _Refused(write, error) from error
             self.sent = True
+            self.created = self.created or (write.create and write.kind == "Deployment")
+            if answer is None:
+                self.live.pop(write.key, None)
+            else:
+                self.live[write.key] = answer
+            self.known.add(write.key)
             if write.replan:
                 raise _Replan
 
-    def _send(self, write: Write) -> Obj:
+    def _send(self, write: Write) -> Obj | None:
         if write.purpose is Purpose.UPGRADE:
             return self.client.merge_patch(write.kind, write.namespace, write.name, write.body)
+        if write.purpose is Purpose.DELETE:
+            self.client.delete(write.kind, write.namespace, write.name, uid=write.body.get("uid") or None,
+                               resource_version=write.body.get("resourceVersion") or None)
+            return None
         return self.client.apply(write.body, field_manager=write.field_manager, force=write.force)
 
     def _check_nothing_in_the_way(self, write: Write) -> None:
         found = self._get(write.key)
+        self.known.add(write.key)
         if found is None:
             return
         if ((found.get("metadata") or {}).get("labels") or {}).get(labels.MANAGED) != "true":
@@ -163,13 +205,23 @@ class _AppWriter:
         except NotFound:
             return None
 
-    def _refresh(self) -> None:
-        for key in self.keys:
+    def _read(self, keys: Iterable[ObjKey]) -> None:
+        """GET ``keys`` into `live` (a 404 means none); they are known from then on."""
+        for key in keys:
             found = self._get(key)
             if found is None:
                 self.live.pop(key, None)
             else:
                 self.live[key] = found
+            self.known.add(key)
+
+
+class _Refused(Exception):
+    """The API refused one write (not a conflict): the app fails with its message."""
+
+    def __init__(self, write: Write, error: KubeError) -> None:
+        super().__init__(str(error))
+        self.write, self.error = write, error
 
 
 class _InTheWay(Exception):
@@ -198,7 +250,7 @@ def write_setup_plan(plan: SetupPlan, apps: Iterable[DesiredApp], client: KubeCl
 
     def write(item: tuple[DesiredApp, Step]) -> Step:
         app, step = item
-        return _AppWriter(app, plan.live, client, namespaces.created).run(step)
+        return _AppWriter(app, plan, client, namespaces.created).run(step)
 
     yield from _parallel(to_write, write, concurrency)
 

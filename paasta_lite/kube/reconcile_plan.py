@@ -11,28 +11,23 @@ When is a live Deployment "different"? (`update_reasons`)
 2. its git-sha label differs (also covered by 1; reported because it is the reason people read);
 3. `spec.replicas` differs — only when the app is not autoscaled: for autoscaled apps the live
    count is the autoscaler's, and updates keep it;
-4. someone edited it by hand: we compare the fields we own, i.e. every field of the rendered
-   manifest's `metadata.labels`, `metadata.annotations` and `spec`, against the live object.
-   Fields the API server adds (defaults, status, extra labels) are not ours and are ignored;
-   keyed lists (containers, env, volumes, mounts, ports) are matched by their merge key, and an
-   extra live item is a difference only if we own it (per `managedFields`; when the object has
-   no record of ours, e.g. it was written before server-side apply, every extra item counts);
-   other lists must match element by element; quantities compare by value, because the API
-   server rewrites `1024Mi` as `1Gi`. Re-hashing the live object instead would never match.
+4. someone edited it by hand: we compare the fields we own (`compare.hand_edits`).
+Its companions (HPA, PDB) are judged by `companions.plan_companions`: from the record annotation
+on the Deployment alone when it matches what is rendered, else from reading them (`Step.reads`).
 
-What is written (`Write`): server-side applies of the rendered objects (Deployment first, then
-any other kind the app renders), with field manager `managed_fields.FIELD_MANAGER` and force
-(we own every field we send). For autoscaled apps `spec.replicas` is left out once the app
-exists (the autoscaler owns it), after handing it over if we still own it alone
-(`managed_fields`); objects last written before server-side apply are upgraded first. Those two
-preparatory writes carry the live resourceVersion and are followed by a re-plan from their
-answer (`Write.replan`): a body is never computed from data older than the write before it.
+What is written (`Write`): server-side applies of the rendered objects, Deployment first, then
+its companions (with an ownerReference to it, so a Deployment being created is re-planned from
+its answer, which has the uid), deletes of companions no longer wanted, and last the record.
+Field manager `managed_fields.FIELD_MANAGER`, forced (we own every field we send). For
+autoscaled apps `spec.replicas` is left out once the app exists (the autoscaler owns it), after
+handing it over if we still own it alone (`managed_fields`); objects last written before
+server-side apply are upgraded first. Those two preparatory writes carry the live
+resourceVersion and are followed by a re-plan from their answer (`Write.replan`): a body is
+never computed from data older than the write before it.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -40,10 +35,14 @@ from typing import Any, Protocol
 
 from paasta_lite.config.naming import job_id, label_value
 from paasta_lite.kube import labels
+from paasta_lite.kube.companions import KINDS as COMPANION_KINDS
+from paasta_lite.kube.companions import CompanionPlan, plan_companions
+from paasta_lite.kube.compare import hand_edits
+from paasta_lite.kube.compare import label_of as _label
 from paasta_lite.kube.managed_fields import (
+    COMPANIONS_MANAGER,
     FIELD_MANAGER,
     HANDOVER_MANAGER,
-    owned_fields,
     owners,
     upgrade_patch,
 )
@@ -73,8 +72,8 @@ class DesiredApp(Protocol):
     @property
     def autoscaled(self) -> bool: ...
     @property
-    def objects(self) -> tuple[Obj, ...]:
-        """Every manifest of the app, Deployment first (then e.g. HPA, PDB), each hash-labelled."""
+    def companions(self) -> Mapping[str, Obj | None]:
+        """Companion kind -> its rendered manifest (hash-labelled), None: the app must have none."""
         ...
 
 
@@ -99,6 +98,8 @@ class Purpose(Enum):
     APPLY = "apply"  # server-side apply of a rendered object as FIELD_MANAGER, forced
     HANDOVER = "handover"  # apply live spec.replicas as HANDOVER_MANAGER (rv precondition, no force)
     UPGRADE = "upgrade"  # merge patch: our pre-apply ownership -> FIELD_MANAGER (rv precondition)
+    DELETE = "delete"  # a companion no longer wanted; body: {"uid", "resourceVersion"} preconditions
+    RECORD = "record"  # apply the Deployment's companions record as COMPANIONS_MANAGER, forced
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ class Write:
     body: Obj
     purpose: Purpose = Purpose.APPLY
     create: bool = False
+    #: plan again after this write even though it is not preparatory (a Deployment created
+    #: before its companions: their ownerReferences need the uid in its answer)
+    then_replan: bool = False
 
     @property
     def key(self) -> ObjKey:
@@ -118,16 +122,17 @@ class Write:
 
     @property
     def field_manager(self) -> str:
-        return HANDOVER_MANAGER if self.purpose is Purpose.HANDOVER else FIELD_MANAGER
+        return {Purpose.HANDOVER: HANDOVER_MANAGER, Purpose.RECORD: COMPANIONS_MANAGER}.get(
+            self.purpose, FIELD_MANAGER)
 
     @property
     def force(self) -> bool:
-        return self.purpose is Purpose.APPLY
+        return self.purpose in (Purpose.APPLY, Purpose.RECORD)
 
     @property
     def replan(self) -> bool:
         """Plan again from this write's answer before writing anything else for the app."""
-        return self.purpose is not Purpose.APPLY
+        return self.purpose in (Purpose.HANDOVER, Purpose.UPGRADE) or self.then_replan
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,8 @@ class Step:
     name: str = ""
     reasons: tuple[str, ...] = ()
     writes: tuple[Write, ...] = ()
+    #: objects to read (GET) before planning the app again: companions whose record differs
+    reads: tuple[ObjKey, ...] = ()
     live: Obj | None = None
     #: what our apply of the Deployment will hold (also when a preparatory write comes first)
     body: Obj | None = None
@@ -156,6 +163,8 @@ class SetupPlan:
     namespaces: tuple[str, ...] = ()
     #: the live objects the plan was made from, by `object_key` (for re-planning one app)
     live: Mapping[ObjKey, Obj] = field(default_factory=dict)
+    #: kinds besides Deployments whose managed objects were all listed (`--full`)
+    listed_kinds: frozenset[str] = frozenset()
 
     def with_action(self, action: Action) -> list[Step]:
         return [step for step in self.steps if step.action is action]
@@ -166,132 +175,6 @@ class SetupPlan:
 
 
 # --------------------------------------------------------------------------- comparing
-
-
-_QUANTITY = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
-_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-           "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
-
-
-def quantity(value: Any) -> float | None:
-    """A Kubernetes quantity (`"500m"`, `"1Gi"`, `2`) as a number; None if it is not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    match = _QUANTITY.match(value) if isinstance(value, str) else None
-    if match is None:
-        return None
-    number, suffix = float(match.group(1)), match.group(2) or ""
-    if suffix[:1] in ("e", "E"):
-        return number * 10.0 ** int(suffix[1:])
-    return number * _SUFFIX.get(suffix, 1)
-
-
-#: Zero values the API server leaves out of what it returns (Go `omitempty`): a field we render as
-#: 0, false, "" or [] comes back absent, and must not read as "edited by hand".
-_EMPTY_VALUES: tuple[Any, ...] = (0, False, "", [], {})
-
-
-def _same_leaf(desired: Any, live: Any, path: str) -> bool:
-    if desired == live:
-        return True
-    if live is None and any(desired == empty and type(desired) is type(empty) for empty in _EMPTY_VALUES):
-        return True
-    if ".resources." in f"{path}.":
-        wanted, got = quantity(desired), quantity(live)
-        return wanted is not None and got is not None and abs(wanted - got) <= 1e-9 * max(1.0, abs(wanted))
-    return False
-
-
-#: Lists the API server merges by key (as server-side apply does), field name -> key fields.
-MERGE_KEYS: dict[str, tuple[str, ...]] = {
-    "containers": ("name",), "initContainers": ("name",), "env": ("name",), "volumes": ("name",),
-    "volumeMounts": ("mountPath",), "ports": ("containerPort", "protocol"), "imagePullSecrets": ("name",),
-}
-_DEFAULT_KEY_VALUES = {"protocol": "TCP"}
-
-
-def item_key(item: Any, key_fields: tuple[str, ...]) -> str:
-    """The `k:{...}` name server-side apply gives a keyed list item (`k:{"name":"main"}`)."""
-    values = {f: (item.get(f) if item.get(f) is not None else _DEFAULT_KEY_VALUES.get(f))
-              for f in key_fields} if isinstance(item, dict) else {}
-    present = {f: v for f, v in sorted(values.items()) if v is not None}
-    return "k:" + json.dumps(present, separators=(",", ":"), sort_keys=True)
-
-
-def _keyed_difference(desired: list[Any], live: Any, path: str, key_fields: tuple[str, ...],
-                      owned: Obj | None) -> str | None:
-    if not isinstance(live, list):
-        return path
-    by_key = {item_key(item, key_fields): item for item in live}
-    wanted = [item_key(item, key_fields) for item in desired]
-    for index, (key, want) in enumerate(zip(wanted, desired, strict=True)):
-        if key not in by_key:
-            return f"{path}[{index}]"
-        found = first_difference(want, by_key[key], f"{path}[{index}]",
-                                 None if owned is None else owned.get(key) or {})
-        if found is not None:
-            return found
-    for key in set(by_key) - set(wanted):  # an extra item matters only if it is ours
-        if owned is None or key in owned:
-            return f"{path}[{key[2:]}]"
-    return None
-
-
-def first_difference(desired: Any, live: Any, path: str = "", owned: Obj | None = None) -> str | None:
-    """The first path where ``live`` does not hold what ``desired`` says, or None.
-
-    Dict keys absent from ``desired`` are not ours and are ignored. Keyed lists (`MERGE_KEYS`)
-    match items by key; an extra live item counts only when ``owned`` (our `fieldsV1` node at
-    this path) says it is ours, or when ``owned`` is None (nothing known: every item counts).
-    Other lists must have the same length and matching elements.
-    """
-    if isinstance(desired, dict):
-        if not isinstance(live, dict):
-            return path or "."
-        for key in desired:
-            sub = None if owned is None else owned.get(f"f:{key}") or {}
-            where = f"{path}.{key}" if path else key
-            if isinstance(desired[key], list) and key in MERGE_KEYS:
-                found = _keyed_difference(desired[key], live.get(key), where, MERGE_KEYS[key], sub)
-            else:
-                found = first_difference(desired[key], live.get(key), where, sub)
-            if found is not None:
-                return found
-        return None
-    if isinstance(desired, list):
-        if not isinstance(live, list) or len(live) != len(desired):
-            return path
-        for index, (want, got) in enumerate(zip(desired, live, strict=True)):
-            found = first_difference(want, got, f"{path}[{index}]")
-            if found is not None:
-                return found
-        return None
-    return None if _same_leaf(desired, live, path) else path
-
-
-def ours_to_compare(desired: Obj) -> Obj:
-    """The parts of a rendered object we own and compare (replicas handled separately)."""
-    metadata = desired.get("metadata") or {}
-    spec = {k: v for k, v in (desired.get("spec") or {}).items() if k != "replicas"}
-    owned: Obj = {"metadata": {k: metadata[k] for k in ("labels", "annotations") if k in metadata}}
-    owned["spec"] = spec
-    return owned
-
-
-def owned_view(live: Any, desired: Any) -> Any:
-    """``live`` cut down to the keys ``desired`` has (for a readable dry-run diff)."""
-    if isinstance(desired, dict) and isinstance(live, dict):
-        return {key: owned_view(live[key], value) for key, value in desired.items() if key in live}
-    if isinstance(desired, list) and isinstance(live, list):
-        return [owned_view(got, want) for want, got in zip(desired, live, strict=False)] + live[len(desired):]
-    return live
-
-
-def _label(obj: Obj, key: str) -> str | None:
-    value = ((obj.get("metadata") or {}).get("labels") or {}).get(key)
-    return None if value is None else str(value)
 
 
 def update_reasons(app: DesiredApp, live: Obj) -> list[str]:
@@ -310,26 +193,6 @@ def update_reasons(app: DesiredApp, live: Obj) -> list[str]:
     if not reasons:
         reasons += hand_edits(app.deployment, live)
     return reasons
-
-
-def _our_record(live: Obj) -> Obj | None:
-    """Our `fieldsV1` on ``live``, or None when the object has no record of our applies."""
-    fields = owned_fields(live)
-    return fields or None
-
-
-def hand_edits(desired: Obj, live: Obj) -> list[str]:
-    """["edited by hand (<path> differs)"] when a field we own does not hold our value."""
-    edited = first_difference(ours_to_compare(desired), live, owned=_our_record(live))
-    return [] if edited is None else [f"edited by hand ({edited} differs)"]
-
-
-def object_reasons(desired: Obj, live: Obj) -> list[str]:
-    """Why a live non-Deployment object (HPA, PDB, ...) must be applied again (empty: it is not)."""
-    live_hash, want = _label(live, labels.CONFIG_SHA), _label(desired, labels.CONFIG_SHA)
-    if live_hash != want:
-        return [f"{desired.get('kind')} config changed ({live_hash} -> {want})"]
-    return hand_edits(desired, live)
 
 
 # --------------------------------------------------------------------------- setup
@@ -391,34 +254,65 @@ def apply_body(app: DesiredApp, live: Obj | None) -> Obj:
     return {**deployment, "spec": {k: v for k, v in deployment["spec"].items() if k != "replicas"}}
 
 
-def plan_app(app: DesiredApp, live: Mapping[ObjKey, Obj]) -> Step:
-    """The step for one rendered app given the live objects (by `object_key`) it may have."""
+def app_keys(app: DesiredApp) -> tuple[ObjKey, ...]:
+    """Every object key the app may have: its Deployment and one per companion kind (wanted or not)."""
+    kind, namespace, name = object_key(app.deployment)
+    return ((kind, namespace, name), *((other, namespace, name) for other in COMPANION_KINDS
+                                       if other in app.companions))
+
+
+def plan_app(app: DesiredApp, live: Mapping[ObjKey, Obj], *, known: Collection[ObjKey] = (),
+             listed_kinds: Collection[str] = ()) -> Step:
+    """The step for one rendered app given the live objects (by `object_key`) it may have.
+
+    ``known``: keys whose state ``live`` reflects (read, or in a namespace created this run);
+    ``listed_kinds``: companion kinds whose managed objects were all listed (`--full`).
+    """
     deployment_key = object_key(app.deployment)
     deployment = live.get(deployment_key)
     base = Step(job_id=job_id(app.service, app.instance), action=Action.UNCHANGED, namespace=app.namespace,
                 name=deployment_key[2], live=deployment)
     if deployment is not None and (deployment.get("metadata") or {}).get("deletionTimestamp"):
         return replace(base, action=Action.FAILED, reasons=("is being deleted; run again once it is gone",))
-    if deployment is None:
-        reasons = ["does not exist yet"]
-        writes = list(deployment_writes(app, None))
-    else:
-        reasons = update_reasons(app, deployment)
-        writes = list(deployment_writes(app, deployment)) if reasons else []
-    for obj in app.objects:
-        key = object_key(obj)
-        if key == deployment_key or (writes and writes[-1].replan):
-            continue
-        other = live.get(key)
-        why = ["does not exist yet"] if other is None else object_reasons(obj, other)
-        if why:
-            writes.append(Write(key[0], key[1], key[2], obj, create=other is None))
-            reasons += [f"{key[0]} {reason}" for reason in why] if deployment is not None else []
+    if deployment is None:  # its companions follow once its answer gives them an owner uid
+        (write,) = deployment_writes(app, None)
+        return replace(base, action=Action.CREATE, reasons=("does not exist yet",), body=write.body,
+                       writes=(replace(write, then_replan=bool(app.companions)),))
+    reasons = update_reasons(app, deployment)
+    writes = deployment_writes(app, deployment) if reasons else ()
+    if writes:  # `body`: what the Deployment will hold (for --dry-run's diff)
+        base = replace(base, body=apply_body(app, deployment))
+    if writes and writes[-1].replan:  # a preparatory write: the rest waits for the re-plan
+        return replace(base, action=Action.UPDATE, reasons=tuple(reasons), writes=writes)
+    companions = plan_companions(app.companions, deployment, live, known=known, listed_kinds=listed_kinds)
+    if companions.blocked:
+        return replace(base, action=Action.FAILED, reasons=(companions.blocked,))
+    if companions.reads:
+        return replace(base, action=Action.UPDATE, reasons=(*reasons, *companions.reasons),
+                       reads=companions.reads)
+    writes = (*writes, *companion_writes(companions))
     if not writes:
         return replace(base, reasons=("up to date",))
-    action = Action.CREATE if deployment is None else Action.UPDATE
-    return replace(base, action=action, reasons=tuple(reasons), writes=tuple(writes),
-                   body=apply_body(app, deployment))
+    return replace(base, action=Action.UPDATE, reasons=(*reasons, *companions.reasons), writes=writes)
+
+
+def companion_writes(plan: CompanionPlan) -> tuple[Write, ...]:
+    """The companion changes as writes, then the record (the planner decided; this only spells it)."""
+    writes = []
+    for change in plan.changes:
+        if change.body is not None:
+            writes.append(Write(change.kind, change.namespace, change.name, change.body,
+                                create=change.live is None))
+        else:
+            metadata = (change.live or {}).get("metadata") or {}
+            preconditions = {"uid": metadata.get("uid"), "resourceVersion": metadata.get("resourceVersion")}
+            writes.append(Write(change.kind, change.namespace, change.name, preconditions,
+                                purpose=Purpose.DELETE))
+    if plan.record is not None:
+        metadata = plan.record["metadata"]
+        writes.append(Write("Deployment", metadata["namespace"], metadata["name"], plan.record,
+                            purpose=Purpose.RECORD))
+    return tuple(writes)
 
 
 def plan_setup(desired: Iterable[DesiredApp], live: Iterable[Obj], *,
@@ -428,7 +322,8 @@ def plan_setup(desired: Iterable[DesiredApp], live: Iterable[Obj], *,
     """Pair rendered apps with live objects by (kind, namespace, name) and plan each one.
 
     ``live`` are the managed Deployments, ``live_others`` the managed objects of other kinds
-    the apps render (kind -> list items).
+    the apps render (kind -> list items; a kind listed here is compared for every app, whatever
+    the companions record says: `--full`).
 
     ``failures`` / ``not_deployed`` map job ids that could not be rendered to why; they become
     FAILED / NOT_DEPLOYED steps so the report and the exit code cover every instance. Live
@@ -437,7 +332,8 @@ def plan_setup(desired: Iterable[DesiredApp], live: Iterable[Obj], *,
     by_key = {object_key(obj, "Deployment"): obj for obj in live}
     for kind, items in (live_others or {}).items():
         by_key.update({object_key(obj, kind): obj for obj in items})
-    steps = [plan_app(app, by_key) for app in desired]
+    listed = frozenset(live_others or ())
+    steps = [plan_app(app, by_key, listed_kinds=listed) for app in desired]
     steps += [Step(job_id=jid, action=Action.FAILED, reasons=(why,))
               for jid, why in (failures or {}).items()]
     steps += [Step(job_id=jid, action=Action.NOT_DEPLOYED, reasons=(why,))
@@ -445,7 +341,7 @@ def plan_setup(desired: Iterable[DesiredApp], live: Iterable[Obj], *,
     occupied = {namespace for _, namespace, _ in by_key}
     new_namespaces = sorted({s.namespace for s in steps if s.action is Action.CREATE} - occupied)
     return SetupPlan(steps=tuple(sorted(steps, key=lambda s: s.job_id)), namespaces=tuple(new_namespaces),
-                     live=by_key)
+                     live=by_key, listed_kinds=listed)
 
 
 # --------------------------------------------------------------------------- cleanup

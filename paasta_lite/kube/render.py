@@ -33,6 +33,7 @@ from paasta_lite.config.naming import app_name, container_name, job_id, label_va
 from paasta_lite.config.system_config import SystemConfig
 from paasta_lite.errors import ConfigError, NotDeployedError, PaastaLiteError
 from paasta_lite.kube import labels
+from paasta_lite.kube.companions import HPA, PDB
 from paasta_lite.kube.config_hash import config_hash, soa_config_hash, with_config_hash, with_soa_config_hash
 from paasta_lite.kube.render_pod import (
     as_decimal,
@@ -91,10 +92,17 @@ class RenderedApp:
         return str(self.deployment["metadata"]["name"])
 
     @property
+    def companions(self) -> dict[str, JsonDict | None]:
+        """The objects that go with the Deployment, by kind (`kube.companions`); None: the app
+        must have none (an existing one is deleted)."""
+        return {HPA: self.hpa, PDB: self.pdb}
+
+    @property
     def objects(self) -> tuple[JsonDict, ...]:
-        """Every object `setup_kubernetes_job` applies for the app, Deployment first (the HPA
-        and PDB of issue 12 join here; each carries its own config-hash label)."""
-        return (self.deployment,)
+        """Every object `setup_kubernetes_job` applies for the app: the Deployment, then its
+        HPA (when it has one) and PDB, each with its own config-hash label. (Applied, the
+        companions also carry an ownerReference to the live Deployment.)"""
+        return (self.deployment, *(obj for obj in self.companions.values() if obj is not None))
 
 
 # --- names and labels -------------------------------------------------------------------------
