@@ -239,6 +239,39 @@ def test_an_idle_deployd_makes_no_writes_even_across_a_full_resync(running: Runn
     assert running.fake.server.writes() == []
 
 
+def test_companions_deleted_or_edited_by_hand_are_repaired_as_they_happen(running: Running) -> None:
+    """What `setup_kubernetes_job --full` repairs at its next run, the watch repairs at once: an app's
+    HPA and PDB (owned by its Deployment) are planned from the informers' caches, every time."""
+    server, client = running.fake.server, running.fake.client
+    edit(running.soa, "batch", {"main": {"instances": 1}, "auto": {"min_instances": 2, "max_instances": 5}})
+    ns, name = "paastasvc-batch", "batch-auto"
+    hpa = wait_for(lambda: server.get_object("horizontalpodautoscalers", ns, name), what="the HPA")
+    assert hpa["metadata"]["ownerReferences"][0]["name"] == name
+    wait_for(lambda: server.get_object("poddisruptionbudgets", ns, name), what="the PDB")
+    wait_for(lambda: running.deployd.queue.idle(), what="quiet")
+    time.sleep(0.3)
+    server.reset_counts()
+    client.delete("HorizontalPodAutoscaler", ns, name)
+    recreated = wait_for(lambda: server.get_object("horizontalpodautoscalers", ns, name), what="the HPA back")
+    assert recreated["metadata"]["uid"] != hpa["metadata"]["uid"]
+    assert recreated["spec"]["maxReplicas"] == 5
+    client.merge_patch("PodDisruptionBudget", ns, name, {"spec": {"maxUnavailable": 3}})
+    wait_for(lambda: (server.get_object("poddisruptionbudgets", ns, name) or {})["spec"].get("maxUnavailable")
+             != 3, what="the PDB edit reverted")
+    wait_for(lambda: running.deployd.queue.idle(), what="quiet")
+    time.sleep(0.3)
+    hpa_path = f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers/{name}"
+    pdb_path = f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/{name}"
+    patches = [path.split("?")[0] for method, path in server.app_writes() if method == "PATCH"]
+    # deployd's apply of the HPA; the hand edit of the PDB, deployd's apply of it; nothing else
+    assert patches == [hpa_path, pdb_path, pdb_path]
+    server.reset_counts()
+    running.deployd.full_resync()  # and all of it is a no-op now
+    wait_for(lambda: running.deployd.queue.idle(), what="the resync reconciled")
+    time.sleep(0.3)
+    assert server.writes() == []
+
+
 # --------------------------------------------------------------------------- deleting
 
 
@@ -456,7 +489,7 @@ def test_print_manifests() -> None:
     app_verbs = ["get", "list", "watch", "create", "patch", "delete"]  # no update: nothing PUTs apps
     assert {r["resources"][0]: r["verbs"] for r in objects[3]["rules"]} == {
         "deployments": app_verbs, "horizontalpodautoscalers": app_verbs, "poddisruptionbudgets": app_verbs,
-        "namespaces": ["create"]}
+        "namespaces": ["create"], "deployments/finalizers": ["update"]}  # (blockOwnerDeletion)
     role, binding = objects[5], objects[6]
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == LEASE_NAMESPACE
     assert role["rules"] == [
