@@ -53,6 +53,9 @@ CLUSTER_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     # plan_writer creates a service's namespace before its first app, run_lock its own when
     # missing (POST; 409 = already there)
     ("", ("namespaces",), ("create",)),
+    # an HPA/PDB is applied with an ownerReference to its Deployment, blockOwnerDeletion: true;
+    # where the OwnerReferencesPermissionEnforcement admission plugin is on, that needs this
+    ("apps", ("deployments/finalizers",), ("update",)),
 )
 #: The run lock (`run_lock.RunLock`): read, take, renew and give back (GET, PUT) the one Lease,
 #: create it when missing (a create cannot be limited to a name).
