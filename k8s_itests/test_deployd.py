@@ -7,7 +7,7 @@ own PaaSTA cluster name. The story, each step timed (printed with ``-s``):
 1. the first sync creates the instances' Deployments;
 2. a soa-config edit, and a new deployments.json entry, reach their Deployment;
 3. `kubectl scale` and a `kubectl patch` of a managed field are reverted;
-4. `kubectl delete` of a managed Deployment: it is recreated;
+4. `kubectl delete` of a managed Deployment, and of an autoscaled instance's HPA: recreated;
 5. an instance removed from soa-configs is deleted once the soa dir has settled;
 6. two processes with ``--leader-elect``: only one holds the Lease; kill -9 it, and the other
    takes over once the Lease expires, then applies the next edit.
@@ -49,6 +49,7 @@ FEW_SECONDS = 10.0
 LEASE_SECONDS = 5
 GROUP = "itest"
 SHA, NEW_SHA = "1" * 40, "2" * 40
+AUTO = {"min_instances": 1, "max_instances": 3}
 TIMINGS: list[tuple[str, float]] = []
 
 
@@ -119,10 +120,11 @@ class DeploydWorld:
         self.write_deployments(SHA)
 
     # ------------------------------------------------------------------ soa-config edits
-    def write_instances(self, instances: dict[str, int]) -> None:
-        body = {name: {"instances": count, "deploy_group": GROUP, "cpus": 0.01, "mem": 32,
-                       "cmd": "python3 /app/server.py", "env": {"ITEST": "deployd"}}
-                for name, count in instances.items()}
+    def write_instances(self, instances: dict[str, int | dict[str, int]]) -> None:
+        """Instance name -> its instance count, or its autoscaling keys (min/max_instances)."""
+        body = {name: {**({"instances": size} if isinstance(size, int) else size), "deploy_group": GROUP,
+                       "cpus": 0.01, "mem": 32, "cmd": "python3 /app/server.py", "env": {"ITEST": "deployd"}}
+                for name, size in instances.items()}
         self._write(f"kubernetes-{self.cluster}.yaml", yaml.safe_dump(body))
 
     def write_deployments(self, sha: str) -> None:
@@ -189,6 +191,18 @@ def deployment(kube: Any, world: DeploydWorld, instance: str) -> dict[str, Any] 
 def replicas(kube: Any, world: DeploydWorld, instance: str) -> Any:
     found = deployment(kube, world, instance)
     return None if found is None else found["spec"].get("replicas")
+
+
+def get(kube: Any, kind: str, world: DeploydWorld, instance: str) -> dict[str, Any] | None:
+    try:
+        found: dict[str, Any] = kube.get(kind, world.namespace, world.app(instance))
+        return found
+    except NotFound:
+        return None
+
+
+def hpa(kube: Any, world: DeploydWorld, instance: str) -> dict[str, Any] | None:
+    return get(kube, "HorizontalPodAutoscaler", world, instance)
 
 
 def gone_or_going(kube: Any, world: DeploydWorld, instance: str) -> bool:
@@ -272,8 +286,20 @@ class TestDeployd:
               lambda: (deployment(kube, world, "canary") or {}).get("metadata", {}).get("uid")
               not in (None, before["metadata"]["uid"]))
 
+    def test_a_deleted_hpa_is_recreated(self, world: DeploydWorld, kube: Any) -> None:
+        world.write_instances({"main": 2, "canary": 1, "auto": AUTO})
+        timed(world, "new autoscaled instance: Deployment, HPA, PDB created",
+              lambda: deployment(kube, world, "auto") and hpa(kube, world, "auto")
+              and get(kube, "PodDisruptionBudget", world, "auto"))
+        before = hpa(kube, world, "auto")
+        assert before is not None and before["metadata"]["ownerReferences"][0]["name"] == world.app("auto")
+        kubectl(world, "delete", "hpa", world.app("auto"), "--wait=false")
+        timed(world, "kubectl delete hpa: HPA recreated",
+              lambda: (hpa(kube, world, "auto") or {}).get("metadata", {}).get("uid")
+              not in (None, before["metadata"]["uid"]))
+
     def test_a_removed_instance_is_deleted(self, world: DeploydWorld, kube: Any) -> None:
-        world.write_instances({"main": 2})
+        world.write_instances({"main": 2, "auto": AUTO})
         timed(world, "instance removed from soa-configs deleted (after --settle 2)",
               lambda: gone_or_going(kube, world, "canary"), bound=FEW_SECONDS + 2)
         assert deployment(kube, world, "main") is not None
@@ -297,7 +323,7 @@ class TestDeployd:
                      lambda: lease_holder(kube, world).endswith(f":{follower.pid}:paasta_deployd"),
                      bound=LEASE_SECONDS + 10)
         assert took > 1.0  # it waited for the Lease to expire
-        world.write_instances({"main": 3})
+        world.write_instances({"main": 3, "auto": AUTO})
         timed(world, "the new leader applies the next edit", lambda: replicas(kube, world, "main") == 3)
         follower.send_signal(signal.SIGTERM)
         assert follower.wait(30) == 0, world.logs()
