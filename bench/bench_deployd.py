@@ -143,8 +143,10 @@ def main() -> None:
         synced, _ = deployd.wait_for_line(r"first full sync done", 600)
         created = len(server.list_objects("deployments"))
         print(f"first full sync: {created} Deployments created in {synced - started:.1f} s "
-              f"({server.count('PATCH', '/deployments/')} applies, {server.count('POST', '/namespaces$')} "
-              f"namespace POSTs, {server.count(path='/leases')} Lease requests)")
+              f"({server.count('PATCH', '/deployments/')} Deployment PATCHes: applies and companions "
+              f"records, {server.count('PATCH', '/poddisruptionbudgets/')} PDB applies, "
+              f"{server.count('POST', '/namespaces$')} namespace POSTs, "
+              f"{server.count(path='/leases')} Lease requests)")
         quiet_since = time.monotonic()  # our own creates come back as watch events: let them settle
         while time.monotonic() - quiet_since < 3 and time.monotonic() - synced < 120:
             before = cpu_seconds(deployd.process.pid)
