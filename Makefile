@@ -160,6 +160,11 @@ cleanup-kubernetes-jobs: k8s_fake_cluster ## Delete apps no longer in soa_config
 	@$(PLAYGROUND) require cleanup_kubernetes_jobs
 	$(PLAYGROUND_RUN) $(BIN)/cleanup_kubernetes_jobs -d $(PLAYGROUND_SOA) -c $(PLAYGROUND_CLUSTER) --force
 
+.PHONY: playground-deployd
+playground-deployd: k8s_fake_cluster playground-generated ## Run paasta_deployd in the foreground: soa_config_playground/ edits and kubectl drift are reconciled in seconds (Ctrl-C stops)
+	@$(PLAYGROUND) require paasta_deployd
+	$(PLAYGROUND_RUN) $(BIN)/paasta_deployd -d $(PLAYGROUND_SOA) -c $(PLAYGROUND_CLUSTER) --metrics-port 0 --metrics-host 127.0.0.1
+
 .PHONY: playground-wait
 playground-wait: dev ## Wait until every playground service is healthy, then show paasta status
 	@$(PLAYGROUND) require "paasta status"

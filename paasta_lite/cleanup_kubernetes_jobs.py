@@ -52,9 +52,9 @@ from paasta_lite.kube.reconcile_plan import (
     CleanupDecision,
     CleanupPlan,
     Configured,
-    configured_from,
     plan_cleanup,
 )
+from paasta_lite.kube.reconcile_run import configured_from_services, deletion_line
 from paasta_lite.kube.run_budget import RunBudget
 from paasta_lite.kube.run_lock import RunLock, identity
 from paasta_lite.status.event_log import log_event
@@ -80,16 +80,11 @@ def load_configured(soa: SoaDir, cluster: str) -> Configured:
     # Every file of every service is read (deployments.json and other clusters' files too): any
     # file-level error puts the whole service in `errors`, and then none of its apps is deleted.
     loaded = soa.instances_for_cluster(cluster, every_file=True)
-    triples: list[tuple[str, str, str | None]] = []
-    for name, service in loaded.services.items():
-        valid = service.instances.get(cluster, {})
-        triples += [(name, instance, config.namespace) for instance, config in valid.items()]
-        triples += [(name, instance, None) for instance in service.invalid_instances.get(cluster, {})]
     for name, error in sorted(loaded.errors.items()):
         more = f" (and {len(error.problems) - 1} more problem(s))" if len(error.problems) > 1 else ""
         click.echo(f"warning: service {name} has a configuration error, so none of its apps is deleted: "
                    f"{error.problems[0]}{more}", err=True)
-    return configured_from(cluster, triples, unreadable_services=loaded.errors.keys())
+    return configured_from_services(cluster, loaded.services, loaded.errors.keys())
 
 
 def report_plan(plan: CleanupPlan, *, verbose: int) -> None:
@@ -113,13 +108,8 @@ def delete_all(plan: CleanupPlan, client: KubeClient, *, dry_run: bool, system: 
         return counts
     for victim, outcome, detail in delete_victims(plan.delete, client, concurrency=concurrency):
         counts[outcome] += 1
-        where = f"{victim.namespace}/{victim.name} ({victim.job_id})"
         failed = outcome in (Deletion.FAILED, Deletion.NOT_ATTEMPTED)
-        message = {Deletion.DELETED: f"deleted {where}: {victim.reason}",
-                   Deletion.GONE: f"already gone {where}",
-                   Deletion.CHANGED: f"kept {where}: changed since list ({detail})",
-                   Deletion.FAILED: f"failed to delete {where}: {detail}",
-                   Deletion.NOT_ATTEMPTED: f"not attempted: delete {where}: {detail}"}[outcome]
+        message = deletion_line(victim, outcome, detail)
         click.echo(message, err=failed)
         service, _, instance = victim.job_id.partition(".")
         log_event(system, service=service, instance=instance or None, cluster=cluster,

@@ -28,9 +28,8 @@ cluster name, no soa dir).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -43,81 +42,20 @@ from paasta_lite.cli.options import (
     soa_dir_option,
     verbose_option,
 )
-from paasta_lite.config.naming import job_id, split_job_id
-from paasta_lite.config.soa_config import ServiceConfig, SoaDir
+from paasta_lite.config.soa_config import SoaDir
 from paasta_lite.config.system_config import SystemConfig, load_system_config
-from paasta_lite.errors import ConfigError, NotDeployedError, PaastaLiteError
 from paasta_lite.kube.client import KubeClient
 from paasta_lite.kube.companions import KINDS as COMPANION_KINDS
 from paasta_lite.kube.compare import owned_view
 from paasta_lite.kube.errors import KubeError
 from paasta_lite.kube.plan_writer import write_setup_plan
 from paasta_lite.kube.reconcile_plan import Action, Step, plan_setup
-from paasta_lite.kube.render import RenderedApp, render_service_instances
+from paasta_lite.kube.reconcile_run import Desired, gather_desired, step_line, summary
 from paasta_lite.kube.run_budget import RunBudget
 from paasta_lite.kube.run_lock import RunLock, identity
 from paasta_lite.status.event_log import log_event
 
 Obj = dict[str, Any]
-
-
-@dataclass
-class Desired:
-    """Everything the soa dir asks for on this cluster, as rendered apps and per-job problems."""
-
-    apps: list[RenderedApp] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
-    not_deployed: dict[str, str] = field(default_factory=dict)
-
-    def add_service(self, service: ServiceConfig, cluster: str, system: SystemConfig,
-                    only: set[str] | None) -> None:
-        rendered, errors = render_service_instances(service, cluster, system, only=only)
-        self.apps.extend(rendered)
-        for jid, error in errors.items():
-            target = self.not_deployed if isinstance(error, NotDeployedError) else self.failures
-            target[jid] = _one_line(error)
-
-
-def _one_line(error: PaastaLiteError) -> str:
-    if isinstance(error, ConfigError):
-        return "; ".join(str(problem) for problem in error.problems)
-    return str(error)
-
-
-def parse_jobs(jobs: Sequence[str], desired: Desired) -> dict[str, set[str]]:
-    """SERVICE.INSTANCE arguments grouped by service; malformed ones become failures."""
-    wanted: dict[str, set[str]] = {}
-    for job in jobs:
-        try:
-            service, instance = split_job_id(job)
-        except ValueError as error:
-            desired.failures[job] = str(error)
-            continue
-        wanted.setdefault(service, set()).add(instance)
-    return wanted
-
-
-def gather_desired(soa: SoaDir, cluster: str, system: SystemConfig, jobs: Sequence[str]) -> Desired:
-    """Load and render what the run covers: the named instances, or every one of the cluster."""
-    desired = Desired()
-    soa.check()
-    if not jobs:
-        loaded = soa.instances_for_cluster(cluster)
-        for name, error in loaded.errors.items():
-            desired.failures[f"{name}.*"] = _one_line(error)
-        for service in loaded.services.values():
-            desired.add_service(service, cluster, system, None)
-        return desired
-    for name, instances in parse_jobs(jobs, desired).items():
-        try:
-            service = soa.load_service(name, clusters=[cluster])
-        except ConfigError as error:
-            desired.failures.update({job_id(name, i): _one_line(error) for i in instances})
-            continue
-        for instance in sorted(instances - service.instance_names(cluster)):
-            desired.failures[job_id(name, instance)] = f"not configured for cluster {cluster}"
-        desired.add_service(service, cluster, system, instances & service.instance_names(cluster))
-    return desired
 
 
 def log_step(system: SystemConfig, cluster: str, step: Step) -> None:
@@ -131,20 +69,6 @@ def log_step(system: SystemConfig, cluster: str, step: Step) -> None:
 
 
 # --------------------------------------------------------------------------- output
-
-_PAST = {Action.CREATE: "created", Action.UPDATE: "updated", Action.UNCHANGED: "unchanged",
-         Action.FAILED: "failed", Action.NOT_DEPLOYED: "not deployed",
-         Action.NOT_ATTEMPTED: "not attempted"}
-_FUTURE = {Action.CREATE: "would create", Action.UPDATE: "would update", Action.UNCHANGED: "unchanged",
-           Action.FAILED: "failed", Action.NOT_DEPLOYED: "not deployed",
-           Action.NOT_ATTEMPTED: "not attempted"}
-
-
-def step_line(step: Step, *, dry_run: bool) -> str:
-    verb = (_FUTURE if dry_run else _PAST)[step.action]
-    where = f" ({step.namespace}/{step.name})" if step.name else ""
-    return f"{verb} {step.job_id}{where}: {step.message}"
-
 
 def update_diff(step: Step) -> str:
     """Unified diff, in YAML, of the fields we own: live (cut to our keys) -> what we would send."""
@@ -163,14 +87,6 @@ def report(step: Step, *, dry_run: bool, verbose: int) -> None:
     click.echo(step_line(step, dry_run=dry_run), err=step.action.is_failure)
     if dry_run and step.action is Action.UPDATE and step.body is not None:  # (None: companions only)
         click.echo(update_diff(step), nl=False)
-
-
-def summary(steps: Sequence[Step], cluster: str, *, dry_run: bool) -> str:
-    counts = {action: sum(1 for s in steps if s.action is action) for action in Action}
-    verbs = _FUTURE if dry_run else _PAST
-    shown = [a for a in Action if a is not Action.NOT_ATTEMPTED or counts[a]]  # only when it happened
-    parts = ", ".join(f"{counts[a]} {verbs[a]}" for a in shown)
-    return f"{'dry run: ' if dry_run else ''}cluster {cluster}: {parts}"
 
 
 # --------------------------------------------------------------------------- entry point
@@ -229,9 +145,7 @@ def reconcile(desired: Desired, client: KubeClient, *, dry_run: bool, verbose: i
         if plan.namespaces:
             click.echo(f"would create namespaces: {', '.join(plan.namespaces)}")
         return
-    namespace_labels = {app.namespace: app.namespace_manifest["metadata"].get("labels") or {}
-                        for app in desired.apps}
-    for step in write_setup_plan(plan, desired.apps, client, namespace_labels=namespace_labels,
+    for step in write_setup_plan(plan, desired.apps, client, namespace_labels=desired.namespace_labels(),
                                  concurrency=concurrency):
         report(step, dry_run=False, verbose=verbose)
         log_step(system, cluster, step)

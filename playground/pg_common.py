@@ -37,6 +37,7 @@ ENTRY_POINTS: Mapping[str, tuple[str, str]] = {
     "setup_kubernetes_job": ("paasta_lite.setup_kubernetes_job", "issue 5"),
     "cleanup_kubernetes_jobs": ("paasta_lite.cleanup_kubernetes_jobs", "issue 5"),
     "paasta_api": ("paasta_lite.paasta_api", "issue 3"),
+    "paasta_deployd": ("paasta_lite.paasta_deployd", "issue 13"),
     "paasta status": ("status", "issue 3"),
     "paasta render": ("render", "issue 5"),
     "paasta logs": ("logs", "issue 3"),

@@ -41,15 +41,19 @@ Test helpers: ``requests`` / ``count()`` / ``writes()`` / ``reset_counts()`` (re
 "something happens between plan and write"), ``latency`` (seconds added to every request, for
 benchmarks), ``scale()``, ``put_object`` / ``get_object`` /
 ``list_objects`` / ``delete_object`` (direct seeding, no validation, not counted),
-``append_log()``, ``add_event()``, ``settle()``.
+``append_log()``, ``add_event()``, ``settle()``; watch streams (``?watch=true``, see "watch
+streams" below) with ``drop_watches()`` / ``expire_watches()`` / ``open_watches()``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import io
 import json
 import re
+import socket
 import threading
 import time
 import traceback
@@ -234,11 +238,13 @@ class FakeCluster:
     latency: float = 0.0
     lock: threading.RLock = field(default_factory=threading.RLock)
     changed: threading.Condition = field(init=False)
+    watch_log: WatchLog = field(init=False)
     _rv: int = 1000
     _pod_counter: int = 0
 
     def __post_init__(self) -> None:
-        self.changed = threading.Condition(self.lock)
+        self.watch_log = WatchLog(self)  # watch streams: see "watch streams" below
+        self.changed = _RecordingCondition(self.lock, self.watch_log.record)
 
     # ----------------------------------------------------------------- bookkeeping helpers
     def next_rv(self) -> str:
@@ -956,6 +962,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def handle(self) -> None:
+        # The client went away (a watch it closed, a process killed): nothing left to answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().handle()
+
+    def finish(self) -> None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().finish()
+
     def do_GET(self) -> None:
         self._handle("GET")
 
@@ -1018,6 +1033,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "the server could not find the requested resource")
         groups = match.groupdict()
         res, ns, name = RESOURCES[groups["res"]], groups.get("ns"), groups.get("name")
+        if method == "GET" and name is None and query.get("watch") in ("true", "1"):
+            send_watch(self, res, ns, query)
+            return
         if groups.get("sub") == "log":
             if method != "GET":
                 raise ApiError(405, f"{method} is not supported on pods/log")
@@ -1145,6 +1163,235 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
 
+# ===================================================================== watch streams
+# `GET <collection>?watch=true` as the real API server streams it: chunked JSON lines
+# {"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": ...} from `resourceVersion` on (without
+# one, or with "0": synthetic ADDED events for what exists, then changes); label selectors, with
+# objects entering/leaving the selection as ADDED/DELETED; `allowWatchBookmarks`;
+# `timeoutSeconds` ends the stream cleanly. A resourceVersion older than the kept history gets an
+# ERROR event with code 410 ("too old resource version", reason Expired), as the real server sends
+# it inside a 200 stream. Test controls: `drop_watches()` (abrupt disconnect), `expire_watches()`
+# (compaction: 410), `open_watches()`, and `WatchLog.bookmark_interval`.
+#
+# Changes are found by diffing the store each time the cluster's `changed` condition is notified
+# (every mutation path already does that), so no REST verb needed a hook.
+
+#: Resources that can be watched (add a plural here to watch it).
+WATCHABLE = ("deployments", "horizontalpodautoscalers", "poddisruptionbudgets")
+
+
+@dataclass(frozen=True)
+class _Change:
+    rv: int
+    plural: str
+    type: str  # ADDED / MODIFIED / DELETED
+    old: Obj | None
+    new: Obj
+
+
+class WatchLog:
+    """The ordered history of changes to watchable resources, and the open streams' controls."""
+
+    def __init__(self, cluster: FakeCluster, *, limit: int = 20000) -> None:
+        self.cluster = cluster
+        self.limit = limit
+        self.changes: list[_Change] = []
+        self.seen: dict[str, dict[tuple[str, str], Obj]] = {plural: {} for plural in WATCHABLE}
+        self.oldest = 0  # a watch may resume from any resourceVersion >= this
+        self.generation = 0  # bumped by drop(): open streams are cut
+        self.expired = 0  # bumped by expire(): open streams get 410
+        self.closed = False
+        self.open_streams = 0
+        self.bookmark_interval = 0.5
+        self.default_timeout = 1800.0
+
+    def record(self) -> None:
+        """Append what changed since the last call (caller holds the cluster lock)."""
+        found: list[_Change] = []
+        for plural in WATCHABLE:
+            store, seen = self.cluster.objects[plural], self.seen[plural]
+            for key, obj in store.items():
+                before = seen.get(key)
+                rv = obj["metadata"]["resourceVersion"]
+                if before is None or before["metadata"]["resourceVersion"] != rv:
+                    now = copy.deepcopy(obj)
+                    seen[key] = now
+                    found.append(_Change(int(now["metadata"]["resourceVersion"]), plural,
+                                         "ADDED" if before is None else "MODIFIED", before, now))
+            for key in [key for key in seen if key not in store]:
+                gone = seen.pop(key)
+                gone["metadata"]["resourceVersion"] = self.cluster.next_rv()
+                found.append(_Change(int(gone["metadata"]["resourceVersion"]), plural, "DELETED", gone, gone))
+        self.changes.extend(sorted(found, key=lambda change: change.rv))
+        if len(self.changes) > self.limit:
+            dropped, self.changes = self.changes[: self.limit // 2], self.changes[self.limit // 2:]
+            self.oldest = dropped[-1].rv
+
+    def since(self, rv: int) -> list[_Change]:
+        low, high = 0, len(self.changes)
+        while low < high:
+            middle = (low + high) // 2
+            if self.changes[middle].rv <= rv:
+                low = middle + 1
+            else:
+                high = middle
+        return self.changes[low:]
+
+    def drop(self) -> None:
+        with self.cluster.lock:
+            self.generation += 1
+            self.cluster.changed.notify_all()
+
+    def expire(self) -> None:
+        with self.cluster.lock:
+            self.changes.clear()
+            self.oldest = self.cluster._rv
+            self.expired += 1
+            self.cluster.changed.notify_all()
+
+    def close(self) -> None:
+        with self.cluster.lock:
+            self.closed = True
+            self.generation += 1
+            self.cluster.changed.notify_all()
+
+
+class _RecordingCondition(threading.Condition):
+    """The cluster's `changed` condition: records watch history before waking anyone."""
+
+    def __init__(self, lock: threading.RLock, on_notify: Any) -> None:
+        super().__init__(lock)
+        self._on_notify = on_notify
+
+    def notify_all(self) -> None:
+        self._on_notify()
+        super().notify_all()
+
+
+def _watch_event(change: _Change, namespace: str | None, selector: list[Requirement]) -> Obj | None:
+    """The event a watch with this namespace and selector sees for ``change`` (None: not its business)."""
+    def selected(obj: Obj | None) -> bool:
+        if obj is None:
+            return False
+        meta = obj.get("metadata") or {}
+        return (namespace is None or meta.get("namespace") == namespace) and \
+            matches_labels(meta.get("labels") or {}, selector)
+
+    was, now = selected(change.old), selected(change.new)
+    if change.type == "DELETED":
+        kind = "DELETED" if was else None
+    elif was and now:
+        kind = "MODIFIED"
+    else:
+        kind = "ADDED" if now else ("DELETED" if was else None)
+    return None if kind is None else {"type": kind, "object": copy.deepcopy(change.new)}
+
+
+def send_watch(handler: _Handler, res: Resource, namespace: str | None, query: dict[str, str]) -> None:
+    """Serve one watch request on ``handler`` until timeout, drop, expiry or server stop."""
+    cluster = handler.server.fake.cluster
+    log = cluster.watch_log
+    if res.plural not in WATCHABLE:
+        raise ApiError(405, f"watch is not supported by the fake API server for {res.plural}")
+    try:
+        selector = parse_label_selector(query.get("labelSelector", ""))
+    except LabelSelectorError as error:
+        raise ApiError(400, str(error)) from error
+    deadline = time.monotonic() + float(query.get("timeoutSeconds") or log.default_timeout)
+    bookmarks = query.get("allowWatchBookmarks") == "true"
+    initial: list[Obj] = []
+    with cluster.lock:
+        log.record()
+        start = query.get("resourceVersion") or "0"
+        if start == "0":
+            position = cluster._rv
+            listed = cluster.list(res, namespace, {"labelSelector": query.get("labelSelector", "")})
+            for obj in listed["items"]:
+                obj.update(kind=res.kind, apiVersion=res.api_version)
+                initial.append({"type": "ADDED", "object": obj})
+        else:
+            position = int(start)
+        generation, expired = log.generation, log.expired
+        log.open_streams += 1
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    handler.wfile.flush()  # the client returns from the request once it has the headers
+    try:
+        if position < log.oldest:
+            _send_gone(handler, position, log.oldest)
+            return
+        _stream_events(handler, res, namespace, selector, initial, position, deadline=deadline,
+                       bookmarks=bookmarks, generation=generation, expired=expired)
+    except (BrokenPipeError, ConnectionResetError):
+        handler.close_connection = True
+    finally:
+        with cluster.lock:
+            log.open_streams -= 1
+
+
+def _stream_events(handler: _Handler, res: Resource, namespace: str | None, selector: list[Requirement],
+                   pending: list[Obj], position: int, *, deadline: float, bookmarks: bool,
+                   generation: int, expired: int) -> None:
+    cluster = handler.server.fake.cluster
+    log = cluster.watch_log
+    last_bookmark = time.monotonic()
+    while True:
+        _write_events(handler, pending)
+        pending = []
+        with cluster.changed:
+            while True:
+                if log.generation != generation:
+                    _cut(handler)
+                    return
+                if log.expired != expired or position < log.oldest:
+                    break
+                changes = log.since(position)
+                pending = [event for change in changes if change.plural == res.plural
+                           for event in [_watch_event(change, namespace, selector)] if event]
+                position = changes[-1].rv if changes else position
+                now = time.monotonic()
+                if pending or now >= deadline:
+                    break
+                if bookmarks and now - last_bookmark >= log.bookmark_interval:
+                    position = max(position, cluster._rv)
+                    pending = [{"type": "BOOKMARK", "object": {
+                        "kind": res.kind, "apiVersion": res.api_version,
+                        "metadata": {"resourceVersion": str(position)}}}]
+                    last_bookmark = now
+                    break
+                cluster.changed.wait(min(deadline - now, log.bookmark_interval))
+            gone = log.expired != expired or position < log.oldest
+        if gone:
+            _send_gone(handler, position, log.oldest)
+            return
+        if not pending:  # the server-side timeout
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+            return
+
+
+def _write_events(handler: _Handler, events: list[Obj]) -> None:
+    if events:
+        handler._write_chunk("".join(json.dumps(event) + "\n" for event in events).encode())
+
+
+def _send_gone(handler: _Handler, position: int, oldest: int) -> None:
+    status = status_body(410, f"too old resource version: {position} ({oldest})", "Expired")
+    _write_events(handler, [{"type": "ERROR", "object": status}])
+    handler.wfile.write(b"0\r\n\r\n")
+    handler.wfile.flush()
+
+
+def _cut(handler: _Handler) -> None:
+    """Close the connection without ending the chunked body: the client sees a broken stream."""
+    handler.close_connection = True
+    with contextlib.suppress(OSError):
+        handler.connection.shutdown(socket.SHUT_RDWR)
+    handler.wfile = io.BytesIO()  # nothing more reaches the client (and closing does not complain)
+
+
 # ===================================================================== the server and its helpers
 
 class FakeApiServer:
@@ -1168,6 +1415,7 @@ class FakeApiServer:
         return self
 
     def stop(self) -> None:
+        self.cluster.watch_log.close()
         if self._thread.is_alive():
             self._httpd.shutdown()
         self._httpd.server_close()
@@ -1274,6 +1522,21 @@ class FakeApiServer:
         """Sleep ``seconds`` before answering the next ``times`` matching requests (timeouts)."""
         with self.cluster.lock:
             self.cluster.faults.append(_Fault(method, re.compile(path_regex), times, delay=seconds))
+
+    # ----------------------------------------------------------------- watch streams
+    def drop_watches(self) -> None:
+        """Cut every open watch stream abruptly (a lost connection: no final chunk)."""
+        self.cluster.watch_log.drop()
+
+    def expire_watches(self) -> None:
+        """Forget the change history (etcd compaction): open watches get an ERROR event with
+        code 410 and end; a watch resuming from an older resourceVersion gets the same."""
+        self.cluster.watch_log.expire()
+
+    def open_watches(self) -> int:
+        """How many watch streams are open right now."""
+        with self.cluster.lock:
+            return self.cluster.watch_log.open_streams
 
     # ----------------------------------------------------------------- direct state access
     def put_object(self, plural: str, obj: Obj, *, create_namespace: bool = True) -> Obj:

@@ -19,6 +19,7 @@ from soa_builders import GOOD_SHA, deployments_doc, write_tree
 from paasta_lite.cleanup_kubernetes_jobs import cleanup_kubernetes_jobs
 from paasta_lite.cli.main import cli
 from paasta_lite.generate_deployments_for_service import main as generate_deployments_for_service
+from paasta_lite.paasta_deployd import paasta_deployd
 from paasta_lite.setup_kubernetes_job import setup_kubernetes_job
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -27,6 +28,7 @@ ENTRY_POINTS: dict[str, click.Command] = {
     "setup_kubernetes_job": setup_kubernetes_job,
     "cleanup_kubernetes_jobs": cleanup_kubernetes_jobs,
     "generate_deployments_for_service": generate_deployments_for_service,
+    "paasta_deployd": paasta_deployd,
 }
 
 
@@ -75,6 +77,8 @@ CASES = [
     ("cleanup_kubernetes_jobs", ["cleanup_kubernetes_jobs"], 2),
     ("generate_deployments_for_service", ["generate_deployments_for_service", "-s", "nogit"], 2),
     ("generate_deployments_for_service", ["generate_deployments_for_service", "-s", "nope"], 2),
+    ("paasta_deployd", ["paasta_deployd"], 2),
+    ("paasta_deployd", ["paasta_deployd", "--print-manifests"], 0),
 ]
 
 

@@ -28,10 +28,11 @@ ALLOWED: dict[str, set[str]] = {
     "status": {"config", "kube"},
     "api": {"config", "kube", "status"},
     "cli": {"config", "kube", "gitflow", "status"},
+    "controller": {"config", "kube", "status"},
 }
 ENTRY_POINTS = {
     "setup_kubernetes_job", "cleanup_kubernetes_jobs", "generate_deployments_for_service", "paasta_api",
-    "__main__",
+    "paasta_deployd", "__main__",
 }
 
 CORE = [

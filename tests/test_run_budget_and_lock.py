@@ -3,6 +3,7 @@
 Covers: the breaker opens after N consecutive server-side failures across calls and a success
 resets the count; 4xx and 409 are not retried; Retry-After pauses every caller; the deadline is
 never slept past; the lock renews its Lease in the background and reports a takeover as lost;
+`try_acquire` answers at once and a lost lock can be campaigned for again (deployd);
 apply without force is a 409 naming the other manager (the real server's wording), force takes
 the field over; Retry-After reaches the client from an injected 503.
 """
@@ -107,6 +108,35 @@ def test_the_lock_renews_and_notices_a_takeover(fake_api: FakeApi) -> None:
         assert lost == ["lost the run lock to thief"] and not lock.holding
     taken = fake_api.server.get_object("leases", LEASE_NAMESPACE, LEASE_NAME)
     assert taken is not None and taken["spec"]["holderIdentity"] == "thief"  # not released by the loser
+
+
+def test_try_acquire_answers_at_once_and_a_lock_can_be_taken_again_after_a_loss(fake_api: FakeApi) -> None:
+    """For a long-running holder (paasta_deployd): no waiting; after a loss, release and campaign again."""
+    lost: list[str] = []
+    first = RunLock(fake_api.client, holder="a:1:paasta_deployd", lease_seconds=3, on_lost=lost.append)
+    second = RunLock(fake_api.client, holder="b:2:paasta_deployd", lease_seconds=3)
+    assert first.try_acquire() and first.last_seen is None  # created it
+    first.start_renewing()
+    started = time.monotonic()
+    assert not second.try_acquire()
+    assert time.monotonic() - started < 0.5
+    assert second.holder_of(second.last_seen) == "a:1:paasta_deployd"
+    current = fake_api.server.get_object("leases", LEASE_NAMESPACE, LEASE_NAME)
+    assert current is not None
+    fake_api.server.put_object("leases", {**current, "spec": {**current["spec"], "holderIdentity": None}})
+    assert second.try_acquire()  # free: taken at once
+    deadline = time.monotonic() + 3
+    while not lost and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lost == ["lost the run lock to b:2:paasta_deployd"] and not first.holding
+    first.release()  # stops the renew thread; sends nothing for a lost lease
+    second.release()
+    assert first.try_acquire()  # given back: the first one leads again
+    first.start_renewing()
+    assert first.holding
+    first.release()
+    lease = fake_api.server.get_object("leases", LEASE_NAMESPACE, LEASE_NAME)
+    assert lease is not None and not lease["spec"].get("holderIdentity")
 
 
 def deployment() -> dict[str, Any]:

@@ -21,6 +21,7 @@ kind we render (HorizontalPodAutoscaler, PodDisruptionBudget) through the same c
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -64,6 +65,8 @@ APPLY_PATCH = "application/apply-patch+yaml"  # our JSON bodies are valid YAML
 DELETE_PROPAGATION = "Foreground"
 #: Seconds to wait for a TCP connection (never more than the request timeout).
 CONNECT_TIMEOUT = 10.0
+#: A watch stream's read timeout is its server-side timeout plus this (dead connections end too).
+WATCH_READ_SLACK = 30.0
 
 
 def _path(*parts: str) -> str:
@@ -361,6 +364,72 @@ class KubeClient:
             raise translate(error, where=self.host) from error
         finally:
             response.release_conn()
+
+
+    # ------------------------------------------------------------------ list + watch (paasta_deployd)
+    def list_collection(self, path: str, *, selector: str | None = None) -> tuple[list[Obj], str]:
+        """The items of a collection ``path`` and the list's resourceVersion (where a watch of
+        the same collection starts from)."""
+        data = self._json("GET", path, query={"labelSelector": selector})
+        items = [item for item in data.get("items") or [] if isinstance(item, dict)]
+        return items, str((data.get("metadata") or {}).get("resourceVersion") or "")
+
+    def watch(self, path: str, *, selector: str | None = None, resource_version: str | None = None,
+              timeout_seconds: int | None = None, bookmarks: bool = True) -> WatchStream:
+        """Open a watch on a collection ``path`` (e.g. ``/apis/apps/v1/deployments``).
+
+        Returns a `WatchStream` of events ``{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR,
+        "object": {...}}`` from ``resource_version`` on. ``timeout_seconds`` asks the server to end
+        the stream (then watch again from the last resourceVersion seen); the socket read timeout
+        is a little longer, so a silently dead connection ends the stream too. Opening is
+        retried like any request; a 410 Gone (resourceVersion too old) comes back either as a
+        `KubeError` with status 410 or as an ERROR event with code 410: list again.
+        """
+        query = {"watch": True, "labelSelector": selector, "resourceVersion": resource_version,
+                 "timeoutSeconds": timeout_seconds, "allowWatchBookmarks": True if bookmarks else None}
+        response = with_retries(lambda: self._send("GET", path, query=query, stream=True),
+                                attempts=self.attempts, base_delay=self.base_delay)
+        read_timeout = (timeout_seconds or self.timeout) + WATCH_READ_SLACK
+        return WatchStream(response, read_timeout=read_timeout)
+
+
+class WatchStream:
+    """One open watch: iterate for events; `close()` (from any thread) ends the iteration."""
+
+    def __init__(self, response: Any, *, read_timeout: float) -> None:
+        self._response = response
+        sock = getattr(getattr(response, "connection", None), "sock", None)
+        if sock is not None:
+            sock.settimeout(read_timeout)  # opened without a read timeout (stream=True)
+        self.closed = False
+
+    def __iter__(self) -> Iterator[Obj]:
+        try:
+            for line in _lines(self._response):
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError as error:
+                    raise KubeError(f"watch: the API sent a line that is not JSON: {line[:200]!r}") from error
+                if isinstance(event, dict):
+                    yield event
+        except KubeError:
+            raise
+        except Exception as error:  # urllib3 ProtocolError / ReadTimeoutError mid-stream, or closed
+            if self.closed:
+                return
+            raise translate(error) from error
+        finally:
+            self._response.release_conn()
+
+    def close(self) -> None:
+        """End the stream now, also when another thread is blocked reading it."""
+        self.closed = True
+        with contextlib.suppress(Exception):  # already closed or never fully opened: nothing to end
+            self._response.shutdown()
+        with contextlib.suppress(Exception):
+            self._response.close()
 
 
 def _lines(response: Any) -> Iterator[str]:

@@ -395,6 +395,12 @@ def _ready(obj: Obj) -> bool:
     return int((obj.get("status") or {}).get("readyReplicas") or 0) >= int(wanted or 0)
 
 
+def foreign_cluster(obj: Obj, cluster: str) -> str | None:
+    """The cluster ``obj`` is labelled for when that is not ``cluster`` (not ours to touch), else None."""
+    obj_cluster = _label(obj, labels.CLUSTER)
+    return obj_cluster if obj_cluster and obj_cluster != label_value(cluster) else None
+
+
 def _cleanup_verdict(obj: Obj, configured: Configured,
                      live_keys: Mapping[tuple[str, str], Obj]) -> str | None:
     """Why ``obj`` should go, or None to keep it."""
@@ -432,8 +438,8 @@ def plan_cleanup(live: Iterable[Obj], configured: Configured, *, kill_threshold:
         if not service or not instance:
             warnings.append(f"{where}: managed but without service/instance labels; not touched")
             continue
-        obj_cluster = _label(obj, labels.CLUSTER)
-        if obj_cluster and obj_cluster != label_value(configured.cluster):
+        obj_cluster = foreign_cluster(obj, configured.cluster)
+        if obj_cluster:
             kept.append((where, f"belongs to cluster {obj_cluster}"))
             continue  # not ours: it must not dilute the kill threshold either
         groups.add((service, instance))

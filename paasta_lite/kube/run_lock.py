@@ -5,14 +5,15 @@
 back at the end. Reading the config only once the lock is held is what stops an older run from
 rolling back a newer one: a run that waited reads what is current when its turn comes.
 
-The Lease is the one client-go's leader election uses (a long-running deployd can reuse this
-class as is): ``holderIdentity`` (host:pid:entry point), ``leaseDurationSeconds``,
-``acquireTime``/``renewTime`` and ``leaseTransitions``. Every change is a PUT carrying the
-resourceVersion read just before, so of two runs racing for a free or expired lease exactly one
-wins (the other gets 409 and looks again). While held, a background thread renews it every
-third of the lease duration. A lease is expired when its renewTime is older than its duration
-(by our clock), or when we have watched it stay unchanged for that long (by our monotonic clock,
-which covers a holder whose clock runs ahead).
+The Lease is the one client-go's leader election uses: ``holderIdentity`` (host:pid:entry
+point), ``leaseDurationSeconds``, ``acquireTime``/``renewTime`` and ``leaseTransitions``.
+`paasta_deployd` takes the same one (`try_acquire` + `start_renewing`; with ``--leader-elect``
+its leader holds it for as long as it leads), so cron runs and deployd never write at once.
+Every change is a PUT carrying the resourceVersion read just before, so of two runs racing for a
+free or expired lease exactly one wins (the other gets 409 and looks again). While held, a
+background thread renews it every third of the lease duration. A lease is expired when its
+renewTime is older than its duration (by our clock), or when we have watched it stay unchanged
+for that long (by our monotonic clock, which covers a holder whose clock runs ahead).
 
 If renewing fails for two thirds of the duration, or someone else took the lease, the holder
 counts as having lost it: ``on_lost(reason)`` is called (the reconcilers halt their
@@ -83,13 +84,15 @@ class RunLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen: tuple[str, float] | None = None  # (resourceVersion, first seen) of another's lease
+        #: the lease as last read by `try_acquire` (None: there was none)
+        self.last_seen: Obj | None = None
 
     # ------------------------------------------------------------------ public
     @contextmanager
     def held(self, timeout: float) -> Iterator[RunLock]:
         """Acquire (waiting up to ``timeout`` s), renew in the background, release at the end."""
         self.acquire(timeout)
-        self._start_renewing()
+        self.start_renewing()
         try:
             yield self
         finally:
@@ -109,16 +112,29 @@ class RunLock:
         """Take the lease; raise `LockBusy` naming the holder after ``timeout`` seconds."""
         give_up = self._monotonic() + timeout
         while True:
-            lease = self._read()
-            if lease is None and self._create():
+            if self.try_acquire():
                 return
+            lease = self.last_seen
             if lease is not None:
-                holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
-                if (not holder or holder == self.holder or self._expired(lease)) and self._take(lease):
-                    return
                 if self._monotonic() >= give_up:
                     raise LockBusy(self._busy_message(lease, timeout))
                 time.sleep(max(0.0, min(self.poll, give_up - self._monotonic())))
+
+    def try_acquire(self) -> bool:
+        """One attempt, no waiting: take the lease if it is free, expired or already ours.
+
+        For a long-running holder (paasta_deployd's leader election): call it every few seconds
+        while a candidate, then `start_renewing`; after a loss, `release` and campaign again.
+        False when someone else holds it (`last_seen` is their lease) or was faster."""
+        lease = self.last_seen = self._read()
+        if lease is None:
+            return self._create()
+        holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
+        return (not holder or holder == self.holder or self._expired(lease)) and self._take(lease)
+
+    def holder_of(self, lease: Obj | None) -> str:
+        """Who holds ``lease`` (e.g. `last_seen`), as other runs print it."""
+        return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "nobody")
 
     def release(self) -> None:
         """Stop renewing and free the lease (best effort: it expires anyway)."""
@@ -199,7 +215,8 @@ class RunLock:
                 "run is known to be gone")
 
     # ------------------------------------------------------------------ renewing
-    def _start_renewing(self) -> None:
+    def start_renewing(self) -> None:
+        """Renew the lease just acquired in a background thread until `release` (or a loss)."""
         self._stop.clear()
         self._thread = threading.Thread(target=self._renew_loop, name="run-lock-renew", daemon=True)
         self._thread.start()

@@ -262,7 +262,7 @@ def test_makefile_loops_never_stop_at_the_first_service() -> None:
         recipe = makefile.split(f"\n{target}:", 1)[1].split("\n\n", 1)[0]
         assert command in recipe, target
     # setup and image deploy the services that generate fine even when one fails there
-    for target in ("setup-kubernetes-job", "playground-image"):
+    for target in ("setup-kubernetes-job", "playground-image", "playground-deployd"):
         assert makefile.split(f"\n{target}:", 1)[1].split("##", 1)[0].split() == [
             "k8s_fake_cluster", "playground-generated"]
     assert "\t-$(PLAYGROUND_ENV) $(PLAYGROUND) generate" in makefile

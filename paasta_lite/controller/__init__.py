@@ -1,0 +1,1 @@
+"""paasta_deployd: the long-running, event-driven reconciler (work queue, informer, soa watch, loop)."""
