@@ -31,8 +31,6 @@ attempted, or another run held the lock past --lock-timeout.
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any
 
 import click
 
@@ -54,9 +52,7 @@ from paasta_lite.kube.reconcile_plan import (
     Configured,
     plan_cleanup,
 )
-from paasta_lite.kube.reconcile_run import configured_from_services, deletion_line
-from paasta_lite.kube.run_budget import RunBudget
-from paasta_lite.kube.run_lock import RunLock, identity
+from paasta_lite.kube.reconcile_run import configured_from_services, cron_run, deletion_line
 from paasta_lite.status.event_log import log_event
 
 
@@ -135,20 +131,16 @@ def cleanup_kubernetes_jobs(ctx: click.Context, soa_dir: str, cluster: str | Non
     cluster_name = system.require_cluster(cluster)
     soa = SoaDir(soa_dir)
     refuse_empty(soa)  # before any request (and again once the lock is held)
-    budget = RunBudget(deadline=deadline)
-    with KubeClient(pool_size=concurrency + 2) as base:
-        client = base.governed(budget)
-        lock: AbstractContextManager[Any] = nullcontext() if dry_run else RunLock(
-            base, holder=identity("cleanup_kubernetes_jobs"), on_lost=budget.halt).held(lock_timeout)
-        with lock:
-            configured = load_configured(soa, cluster_name)
-            plan = plan_cleanup(client.list_managed_deployments(), configured,
-                                kill_threshold=kill_threshold, force=force)
-            report_plan(plan, verbose=verbose)
-            if plan.decision is CleanupDecision.REFUSED:
-                raise CleanupRefused(plan.message)
-            counts = delete_all(plan, client, dry_run=dry_run, system=system, cluster=cluster_name,
-                                concurrency=concurrency)
+    with cron_run("cleanup_kubernetes_jobs", concurrency=concurrency, deadline=deadline,
+                  lock_timeout=lock_timeout, dry_run=dry_run) as client:
+        configured = load_configured(soa, cluster_name)
+        plan = plan_cleanup(client.list_managed_deployments(), configured,
+                            kill_threshold=kill_threshold, force=force)
+        report_plan(plan, verbose=verbose)
+        if plan.decision is CleanupDecision.REFUSED:
+            raise CleanupRefused(plan.message)
+        counts = delete_all(plan, client, dry_run=dry_run, system=system, cluster=cluster_name,
+                            concurrency=concurrency)
     verb = "would delete" if dry_run else "deleted"
     failed = counts[Deletion.FAILED] + counts[Deletion.NOT_ATTEMPTED]
     extra = "".join(f", {counts[kind]} {text}" for kind, text in (

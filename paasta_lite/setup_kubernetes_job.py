@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import click
@@ -50,9 +49,7 @@ from paasta_lite.kube.compare import owned_view
 from paasta_lite.kube.errors import KubeError
 from paasta_lite.kube.plan_writer import write_setup_plan
 from paasta_lite.kube.reconcile_plan import Action, Step, plan_setup
-from paasta_lite.kube.reconcile_run import Desired, gather_desired, step_line, summary
-from paasta_lite.kube.run_budget import RunBudget
-from paasta_lite.kube.run_lock import RunLock, identity
+from paasta_lite.kube.reconcile_run import Desired, cron_run, gather_desired, step_line, summary
 from paasta_lite.status.event_log import log_event
 
 Obj = dict[str, Any]
@@ -111,15 +108,11 @@ def setup_kubernetes_job(ctx: click.Context, soa_dir: str, cluster: str | None, 
     cluster_name = system.require_cluster(cluster)
     soa = SoaDir(soa_dir)
     soa.check()  # before any request: a missing soa dir is a usage error, not a cluster matter
-    budget = RunBudget(deadline=deadline)
-    with KubeClient(pool_size=concurrency + 2) as base:
-        client = base.governed(budget)
-        lock: AbstractContextManager[Any] = nullcontext() if dry_run else RunLock(
-            base, holder=identity("setup_kubernetes_job"), on_lost=budget.halt).held(lock_timeout)
-        with lock:
-            desired = gather_desired(soa, cluster_name, system, jobs)
-            outcomes = list(reconcile(desired, client, dry_run=dry_run, verbose=verbose, full=full,
-                                      concurrency=concurrency, system=system, cluster=cluster_name))
+    with cron_run("setup_kubernetes_job", concurrency=concurrency, deadline=deadline,
+                  lock_timeout=lock_timeout, dry_run=dry_run) as client:
+        desired = gather_desired(soa, cluster_name, system, jobs)
+        outcomes = list(reconcile(desired, client, dry_run=dry_run, verbose=verbose, full=full,
+                                  concurrency=concurrency, system=system, cluster=cluster_name))
     click.echo(summary(outcomes, cluster_name, dry_run=dry_run))
     ctx.exit(1 if any(step.action.is_failure for step in outcomes) else 0)
 

@@ -7,12 +7,14 @@ one line per step.
 `plan_writer.write_setup_plan`; `cleanup_kubernetes_jobs` and deployd both compare the live apps
 with `configured_from_services` through `reconcile_plan.plan_cleanup` and delete with
 `plan_writer.delete_victims`. `step_line` / `deletion_line` are how an outcome is told, in the
-terminal and in the deploy event log alike.
+terminal and in the deploy event log alike. `cron_run` is the client both cron entry points work
+through: one run budget for every request, under the cluster's run lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +22,12 @@ from paasta_lite.config.naming import job_id, split_job_id
 from paasta_lite.config.soa_config import ServiceConfig, SoaDir
 from paasta_lite.config.system_config import SystemConfig
 from paasta_lite.errors import ConfigError, NotDeployedError, PaastaLiteError
+from paasta_lite.kube.client import KubeClient
 from paasta_lite.kube.plan_writer import Deletion
 from paasta_lite.kube.reconcile_plan import Action, Configured, Step, Victim, configured_from
 from paasta_lite.kube.render import RenderedApp, render_service_instances
+from paasta_lite.kube.run_budget import RunBudget
+from paasta_lite.kube.run_lock import RunLock, identity
 
 Obj = dict[str, Any]
 
@@ -134,3 +139,19 @@ def deletion_line(victim: Victim, outcome: Deletion, detail: str) -> str:
             Deletion.CHANGED: f"kept {where}: changed since list ({detail})",
             Deletion.FAILED: f"failed to delete {where}: {detail}",
             Deletion.NOT_ATTEMPTED: f"not attempted: delete {where}: {detail}"}[outcome]
+
+
+@contextmanager
+def cron_run(entry_point: str, *, concurrency: int, deadline: float, lock_timeout: float,
+             dry_run: bool) -> Iterator[KubeClient]:
+    """A client for one cron run of ``entry_point``: every request shares one `RunBudget` (deadline,
+    Retry-After, circuit breaker), and the run holds the cluster's Lease so two runs never fight.
+    A dry run writes nothing, so it takes no lock. Losing the Lease halts the budget: no write
+    goes out after another holder may have started."""
+    budget = RunBudget(deadline=deadline)
+    with KubeClient(pool_size=concurrency + 2) as base:
+        if dry_run:
+            yield base.governed(budget)
+            return
+        with RunLock(base, holder=identity(entry_point), on_lost=budget.halt).held(lock_timeout):
+            yield base.governed(budget)
