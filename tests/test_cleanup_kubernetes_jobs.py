@@ -231,6 +231,19 @@ def test_an_unreadable_service_directory_keeps_its_apps(fake_api: FakeApi, deplo
     assert_beta_kept(fake_api, result, f"{beta}: {reason}")
 
 
+def test_an_empty_service_directory_keeps_its_apps(fake_api: FakeApi, deployed: Path,
+                                                   env: dict[str, str]) -> None:
+    beta = deployed / "beta"
+    shutil.rmtree(beta)
+    beta.mkdir()
+    (beta / ".hidden").write_text("editors and checkouts leave these\n")
+    result = cleanup(deployed, env, "--force")
+    assert_beta_kept(fake_api, result, f"{beta}: is an empty service directory; none of its apps is deleted")
+    shutil.rmtree(beta)  # removing the directory is how a service is removed
+    assert cleanup(deployed, env, "--force").exit_code == 0
+    assert "beta-main" not in names(fake_api)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads directories whatever their mode")
 def test_a_service_directory_without_permission_keeps_its_apps(fake_api: FakeApi, deployed: Path,
                                                                env: dict[str, str]) -> None:

@@ -282,6 +282,12 @@ class SoaDir:
         for cluster in clusters or ():
             check_cluster_name(cluster)
         names = _list_directory(directory)
+        if not any(not name.startswith(".") for name in names):
+            # git never leaves a removed service's directory behind empty: an empty one is a
+            # checkout in progress or a mistake, and must not read as "no instances anywhere".
+            raise ConfigError.single(
+                str(directory), "is an empty service directory; none of its apps is deleted "
+                "(to remove the service, remove the directory)")
         loader = _ServiceLoader(service, directory, frozenset(names), with_deployments=with_deployments)
         every_cluster = clusters is None
         return loader.load(_clusters_in(names) if clusters is None else clusters, every_cluster=every_cluster)
