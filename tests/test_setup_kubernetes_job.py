@@ -284,3 +284,19 @@ def test_a_create_whose_answer_was_lost_is_not_a_failure(run: Any, fake_api: Fak
     assert result.exit_code == 0, result.output
     assert "3 created" in last_line(result) and "0 failed" in last_line(result)
     assert run().exit_code == 0 and "0 updated" in last_line(run())
+
+
+def test_a_conflict_then_a_refused_reread_fails_that_app_alone(run: Any, fake_api: FakeApi,
+                                                               soa: Path) -> None:
+    """409 on the write, then the fresh GET refused: that app fails with the reason, and the run
+    still reports every other app and its summary (the error used to abort the whole run)."""
+    assert run().exit_code == 0
+    edit(soa, "api", {"main": {"instances": 4}})
+    edit(soa, "web", {"main": {"instances": 3}, "canary": {"instances": 1}})
+    fake_api.server.fail_next("PATCH", "paastasvc-api/deployments/api-main$", 409)
+    fake_api.server.fail_next("GET", "paastasvc-api/deployments/api-main$", 403)
+    result = run("-v")
+    assert result.exit_code == 1
+    assert "conflict, then cannot re-read its objects" in result.output
+    assert "updated web.main" in result.output
+    assert result.output.splitlines()[-1].startswith("cluster c1: ")

@@ -130,7 +130,14 @@ class _AppWriter:
             except _Replan:
                 continue
             except Conflict:
-                self._read(self.keys)
+                try:
+                    self._read(self.keys)
+                except BudgetExhausted as error:
+                    return replace(self._outcome(first, step), action=Action.FAILED,
+                                   reasons=(f"conflict, then stopped before re-reading: {error}",))
+                except KubeError as error:
+                    return replace(step, action=Action.FAILED,
+                                   reasons=(f"conflict, then cannot re-read its objects: {error}",))
                 continue
             except BudgetExhausted as error:
                 if not self.sent:

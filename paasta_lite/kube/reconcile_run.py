@@ -153,5 +153,6 @@ def cron_run(entry_point: str, *, concurrency: int, deadline: float, lock_timeou
         if dry_run:
             yield base.governed(budget)
             return
-        with RunLock(base, holder=identity(entry_point), on_lost=budget.halt).held(lock_timeout):
+        with RunLock(base, holder=identity(entry_point), on_lost=budget.halt).held(lock_timeout) as lock:
+            budget.guard_with(lambda: None if lock.holding else "the run lock is no longer held for sure")
             yield base.governed(budget)

@@ -71,6 +71,7 @@ class RunBudget:
         self._consecutive_failures = 0
         self._pause_until = 0.0
         self._stop: BudgetExhausted | None = None
+        self._guard: Callable[[], str | None] | None = None
 
     # ------------------------------------------------------------------ state
     def remaining(self) -> float | None:
@@ -89,8 +90,16 @@ class RunBudget:
             if self._stop is None:
                 self._stop = Halted(reason)
 
+    def guard_with(self, why_not: Callable[[], str | None]) -> None:
+        """Before every request, ask ``why_not()``; a reason halts the run. The run lock uses it:
+        a renewal stuck in a slow request must not let writes go on past the Lease's expiry."""
+        self._guard = why_not
+
     def check(self) -> None:
         """Raise the `BudgetExhausted` that stops the run, if any; else return."""
+        reason = self._guard() if self._guard is not None else None
+        if reason is not None:
+            self.halt(reason)
         with self._lock:
             if self._stop is not None:
                 raise self._stop

@@ -241,7 +241,10 @@ class RunLock:
         try:
             self._got(self.client.replace("Lease", self.namespace, self.name, body))
         except Conflict:
-            current = self._read()
+            try:
+                current = self._read()
+            except KubeError:
+                return None  # transient: the next renew (or the expiry check) decides
             holder = (current or {}).get("spec", {}).get("holderIdentity")
             if current is None or holder != self.holder:
                 return f"lost the run lock to {holder or 'nobody (the Lease was deleted)'}"
