@@ -272,6 +272,20 @@ def test_companions_deleted_or_edited_by_hand_are_repaired_as_they_happen(runnin
     assert server.writes() == []
 
 
+def test_a_hand_edit_of_an_hpa_is_reverted_though_hpas_have_no_generation(running: Running) -> None:
+    """autoscaling/v2 HPAs carry no metadata.generation (v1.28): the informer compares the spec."""
+    server, client = running.fake.server, running.fake.client
+    edit(running.soa, "batch", {"main": {"instances": 1}, "auto": {"min_instances": 2, "max_instances": 5}})
+    ns, name = "paastasvc-batch", "batch-auto"
+    hpa = wait_for(lambda: server.get_object("horizontalpodautoscalers", ns, name), what="the HPA")
+    assert "generation" not in hpa["metadata"]
+    wait_for(lambda: running.deployd.queue.idle(), what="quiet")
+    time.sleep(0.3)
+    client.merge_patch("HorizontalPodAutoscaler", ns, name, {"spec": {"maxReplicas": 1}})
+    wait_for(lambda: server.get_object("horizontalpodautoscalers", ns, name)["spec"]["maxReplicas"] == 5,
+             what="the HPA edit reverted")
+
+
 # --------------------------------------------------------------------------- deleting
 
 

@@ -10,12 +10,14 @@ the field over; Retry-After reaches the client from an injected 503.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import pytest
 from conftest import FakeApi
 
+from paasta_lite.controller.leader import LeaseElector
 from paasta_lite.kube import errors as kube_errors
 from paasta_lite.kube.run_budget import CircuitOpen, DeadlineExceeded, Halted, RunBudget
 from paasta_lite.kube.run_lock import LEASE_NAME, LEASE_NAMESPACE, RunLock
@@ -167,3 +169,73 @@ def test_retry_after_of_an_injected_503_reaches_the_client(fake_api: FakeApi) ->
         RunBudget(attempts=1).call(lambda: fake_api.client.governed(RunBudget(attempts=1))
                                    .list_managed_deployments())
     assert caught.value.retry_after == 2.5
+
+
+def wait_until(condition: Any, seconds: float = 5.0) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return bool(condition())
+
+
+def test_a_failed_reread_after_a_renew_conflict_does_not_kill_the_renewer(fake_api: FakeApi) -> None:
+    """A renew answered 409, then a GET refused during the same brownout: the renew thread lives on
+    (it used to die silently, so a lost lock would never halt the run)."""
+    fake_api.server.put_object("namespaces", {"metadata": {"name": LEASE_NAMESPACE}})
+    lost: list[str] = []
+    lock = RunLock(fake_api.client, holder="me", lease_seconds=3, on_lost=lost.append)
+    lock.acquire(5)
+    lock.start_renewing()
+    fake_api.server.fail_next("PUT", f"leases/{LEASE_NAME}$", 409)
+    fake_api.server.fail_next("GET", f"leases/{LEASE_NAME}$", 403)
+    try:
+        assert wait_until(lambda: fake_api.server.count("PUT") >= 2)  # renewing again after the failure
+        assert lock._thread is not None and lock._thread.is_alive()
+        other = RunLock(fake_api.client, holder="other", lease_seconds=3)
+        lease = fake_api.server.get_object("leases", LEASE_NAMESPACE, LEASE_NAME)
+        lease["spec"]["holderIdentity"] = "other"  # taken over behind our back
+        fake_api.server.put_object("leases", lease)
+        assert wait_until(lambda: bool(lost)), "the loss is noticed by the surviving renewer"
+        assert not other.holding
+    finally:
+        lock.release()
+
+
+def test_a_budget_guarded_by_the_lock_stops_as_soon_as_the_lock_is_in_doubt() -> None:
+    """A renewal stuck in a slow request must not let writes go on past the Lease's expiry: the
+    guard is asked before every request, not only when the renew thread returns."""
+    held = [True]
+    budget = RunBudget(deadline=60)
+    budget.guard_with(lambda: None if held[0] else "the run lock is no longer held for sure")
+    assert budget.call(lambda: "sent") == "sent"
+    held[0] = False
+    with pytest.raises(Halted, match="no longer held"):
+        budget.call(lambda: "sent")
+
+
+def test_stopping_the_elector_halts_a_batch_still_writing_before_the_lease_goes(fake_api: FakeApi) -> None:
+    """deployd's shutdown gives the Lease back after its drain timeout; a batch still inside
+    `writing` must not send anything after that."""
+    fake_api.server.put_object("namespaces", {"metadata": {"name": LEASE_NAMESPACE}})
+    elector = LeaseElector(fake_api.client, identity="me", lease_seconds=9, retry_period=0.1)
+    elector.start()
+    assert wait_until(elector.is_leader)
+    budget = RunBudget(deadline=60)
+    inside, leave = threading.Event(), threading.Event()
+
+    def batch() -> None:
+        with elector.writing(budget):
+            inside.set()
+            leave.wait(10)
+
+    writer = threading.Thread(target=batch)
+    writer.start()
+    assert inside.wait(5)
+    elector.stop()
+    leave.set()
+    writer.join()
+    assert isinstance(budget.stopped, Halted)
+    lease = fake_api.server.get_object("leases", LEASE_NAMESPACE, LEASE_NAME)
+    assert not lease["spec"].get("holderIdentity")

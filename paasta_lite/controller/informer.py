@@ -77,13 +77,16 @@ def _resource_version(obj: Obj | None) -> str:
 
 
 def changed_beyond_status(old: Obj | None, new: Obj | None) -> bool:
-    """Whether an event may matter to the reconciler: an add or delete, or a change of the spec
-    (``generation``), labels, annotations or deletion state. Status-only updates do not."""
+    """Whether an event may matter to the reconciler: an add or delete, or a change of the spec,
+    labels, annotations or deletion state. Status-only updates do not. The spec is compared itself:
+    an autoscaling/v2 HPA has no ``generation`` (checked on v1.28), so a hand edit of one would
+    otherwise wait for the next full resync."""
     if old is None or new is None:
         return True
     before, after = old.get("metadata") or {}, new.get("metadata") or {}
-    return any(before.get(field) != after.get(field)
-               for field in ("generation", "labels", "annotations", "deletionTimestamp"))
+    return old.get("spec") != new.get("spec") or any(
+        before.get(field) != after.get(field)
+        for field in ("generation", "labels", "annotations", "deletionTimestamp"))
 
 
 OnChange = Callable[[set[str]], None]

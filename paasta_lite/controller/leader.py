@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Protocol
 
@@ -125,6 +125,7 @@ class LeaseElector:
         with self._budgets.active(budget):  # registered first: a loss from now on halts it
             if not self.is_leader():
                 raise NotNow(f"not the leader ({self._holder_text()})", retry=False)
+            budget.guard_with(_lease_guard(self.lock))
             yield
 
     def stop(self) -> None:
@@ -133,6 +134,8 @@ class LeaseElector:
             self._thread.join()
         was_leading = self._leading.is_set()
         self._leading.clear()
+        # a batch still writing past the drain timeout must stop before the Lease is given back
+        self._budgets.halt("stopping: the Lease is being released")
         self.lock.release()  # gives the Lease back at once: a follower takes over within its retry period
         if was_leading:
             log.info("released the Lease %s/%s", self.lock.namespace, self.lock.name)
@@ -176,6 +179,12 @@ class LeaseElector:
             (log.warning if warning else log.info)("%s", line)
 
 
+def _lease_guard(lock: RunLock) -> Callable[[], str | None]:
+    """Checked before every request of a batch: a renewal stuck in a slow request must not let
+    writes go on past the Lease's expiry (the renew thread would report the loss too late)."""
+    return lambda: None if lock.holding else "the Lease is no longer held for sure"
+
+
 class BatchLease:
     """Without ``--leader-elect``: the only replica takes the Lease around each write batch.
 
@@ -199,6 +208,7 @@ class BatchLease:
     def writing(self, budget: RunBudget) -> Iterator[None]:
         with self._budgets.active(budget):
             self._enter()
+            budget.guard_with(_lease_guard(self.lock))
             try:
                 yield
             finally:
