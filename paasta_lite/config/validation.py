@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from paasta_lite.config.schema_check import compile_schema
 from paasta_lite.errors import Problem
 
-if TYPE_CHECKING:  # jsonschema is imported on first use: it costs ~50 ms, and `--help` must be fast
+if TYPE_CHECKING:  # jsonschema and fastjsonschema are imported on first use: `--help` must be fast
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
@@ -47,24 +47,52 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(load_schema(name))
 
 
-def _delegate(name: str) -> Callable[[Any], Callable[[Any], bool]]:
-    """jsonschema's own answer for one subschema of schema `name`, built on first use (so a
-    valid tree never imports jsonschema unless its schema needs it)."""
+#: An un-escaped `$`, found as fastjsonschema finds it (it rewrites each to `\Z`, the ECMA-262 end).
+_DOLLAR = re.compile(r"(?<!\\)\$")
 
-    def for_subschema(subschema: Any) -> Callable[[Any], bool]:
-        @cache
-        def validator() -> Draft202012Validator:
-            return _validator(name).evolve(schema=subschema)
 
-        return lambda data: bool(validator().is_valid(data))
+def _python_patterns(schema: Any) -> Any:
+    """`schema` with each `pattern`'s `$` spelled `(?=\\n?\\Z)`, which is what `$` means to
+    jsonschema (Python's `re.search`: the end, or just before a final newline). fastjsonschema
+    would make `$` the very end, and `"FOO\\n"` an env name jsonschema accepts but it refuses."""
+    if isinstance(schema, list):
+        return [_python_patterns(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    fixed = {key: _python_patterns(value) for key, value in schema.items()}
+    if isinstance(fixed.get("pattern"), str):
+        fixed["pattern"] = _DOLLAR.sub(lambda _: r"(?=\n?\Z)", fixed["pattern"])
+    return fixed
 
-    return for_subschema
+
+def compile_is_valid(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """A yes/no equal to `Draft202012Validator(schema).is_valid` (no format checker, as
+    `_validator` builds it), compiled to Python by fastjsonschema: the common, valid case, fast.
+    No format is asserted (`use_formats`) and no `default` is written into the data
+    (`use_default`). tests/test_schema_fast.py holds the two to the same answers on the shipped
+    schemas, and lists the keywords a schema may use for that to hold."""
+    import fastjsonschema
+
+    validate = fastjsonschema.compile(
+        _python_patterns(schema), use_default=False, use_formats=False, detailed_exceptions=False
+    )
+
+    def is_valid(data: Any) -> bool:
+        try:
+            validate(data)
+        except fastjsonschema.JsonSchemaValueException:
+            return False
+        return True
+
+    return is_valid
 
 
 @cache
 def _is_valid(name: str) -> Callable[[Any], bool]:
-    """`_validator(name).is_valid`, compiled (`schema_check`): the common, valid case, fast."""
-    return compile_schema(load_schema(name), _delegate(name))
+    """Schema `name` compiled on first use, once per process (compiling costs ~10 ms a schema).
+    Only the yes/no comes from it: on a no, `schema_problems` asks jsonschema, so every verdict
+    and message stays jsonschema's."""
+    return compile_is_valid(load_schema(name))
 
 
 def describe_value(value: Any) -> str:
