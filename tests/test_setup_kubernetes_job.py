@@ -300,3 +300,20 @@ def test_a_conflict_then_a_refused_reread_fails_that_app_alone(run: Any, fake_ap
     assert "conflict, then cannot re-read its objects" in result.output
     assert "updated web.main" in result.output
     assert result.output.splitlines()[-1].startswith("cluster c1: ")
+
+
+def test_an_app_of_another_cluster_with_the_same_name_is_not_taken_over(run: Any,
+                                                                        fake_api: FakeApi) -> None:
+    """Names carry no cluster: when two PaaSTA clusters share one Kubernetes cluster, the other
+    cluster's app is reported and left alone, never relabelled and rewritten."""
+    assert run().exit_code == 0
+    obj = deployment(fake_api, "web", "main")
+    obj["metadata"]["labels"][labels.CLUSTER] = "other"
+    obj["metadata"]["labels"][labels.CONFIG_SHA] = "configother"
+    fake_api.server.put_object("deployments", obj)
+    fake_api.server.reset_counts()
+    result = run("web.main")
+    assert result.exit_code == 1
+    assert "belongs to cluster other: not touched" in result.output
+    assert deployment(fake_api, "web", "main")["metadata"]["labels"][labels.CLUSTER] == "other"
+    assert fake_api.server.app_writes() == []

@@ -274,6 +274,12 @@ def plan_app(app: DesiredApp, live: Mapping[ObjKey, Obj], *, known: Collection[O
                 name=deployment_key[2], live=deployment)
     if deployment is not None and (deployment.get("metadata") or {}).get("deletionTimestamp"):
         return replace(base, action=Action.FAILED, reasons=("is being deleted; run again once it is gone",))
+    owner = _label(deployment, labels.CLUSTER) if deployment is not None else None
+    ours = _label(app.deployment, labels.CLUSTER)
+    if owner and ours and owner != ours:  # names carry no cluster: two clusters' configs can meet
+        return replace(base, action=Action.FAILED, reasons=(
+            f"belongs to cluster {owner}: not touched (cluster {owner} configures the same "
+            "service.instance on this Kubernetes cluster)",))
     if deployment is None:  # its companions follow once its answer gives them an owner uid
         (write,) = deployment_writes(app, None)
         return replace(base, action=Action.CREATE, reasons=("does not exist yet",), body=write.body,
