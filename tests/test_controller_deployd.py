@@ -286,6 +286,23 @@ def test_a_hand_edit_of_an_hpa_is_reverted_though_hpas_have_no_generation(runnin
              what="the HPA edit reverted")
 
 
+def test_an_instance_moved_to_another_namespace_loses_its_old_deployment_once_the_new_is_ready(
+        running: Running) -> None:
+    """cleanup_kubernetes_jobs' "moved" rule, applied by deployd too: the old Deployment goes once
+    the one in the new namespace is ready (the instance is still configured, so it is not 'gone')."""
+    server = running.fake.server
+    edit(running.soa, "web", {"main": {"instances": 2, "namespace": "paastasvc-moved"},
+                              "canary": {"instances": 1}})
+    moved = wait_for(lambda: server.get_object("deployments", "paastasvc-moved", "web-main"),
+                     what="the new app")
+    time.sleep(0.5)
+    assert server.get_object("deployments", "paastasvc-web", "web-main") is not None  # not ready: kept
+    moved["status"] = {"readyReplicas": 2, "replicas": 2, "availableReplicas": 2}
+    server.put_object("deployments", moved)
+    wait_for(lambda: server.get_object("deployments", "paastasvc-web", "web-main") is None,
+             timeout=15, what="the old app deleted")
+
+
 # --------------------------------------------------------------------------- deleting
 
 

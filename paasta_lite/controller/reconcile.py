@@ -124,7 +124,26 @@ class Reconciler:
             log.warning("ignoring %r: not a service.instance", key)
         for key, why in sorted(batch.broken.items()):
             self._failed(key, why)
-        return self.setup(batch.setup, view, live) | self.cleanup(batch.gone, view, live)
+        moved = self.moved(keys, batch.gone, view, live)
+        return self.setup(batch.setup, view, live) | self.cleanup(batch.gone | moved, view, live,
+                                                                  moved=moved)
+
+    def moved(self, keys: Collection[str], gone: Collection[str], view: ConfigView,
+              live: list[Obj]) -> set[str]:
+        """Configured job ids of the batch with a Deployment outside their configured namespace:
+        cleanup's "moved" rule deletes the old one once the new one is ready."""
+        wanted = set(keys) - set(gone)
+        namespaces = view.configured().namespaces
+        moved = set()
+        for obj in live:
+            if foreign_cluster(obj, self.cluster):
+                continue
+            for jid in job_ids_of(obj):
+                if jid in wanted:
+                    configured_ns = namespaces.get(split_job_id(jid))
+                    if configured_ns and (obj.get("metadata") or {}).get("namespace") != configured_ns:
+                        moved.add(jid)
+        return moved
 
     # ------------------------------------------------------------------ create and update
     def setup(self, wanted: Mapping[str, set[str]], view: ConfigView, live: list[Obj]) -> set[str]:
@@ -190,8 +209,10 @@ class Reconciler:
         return set()
 
     # ------------------------------------------------------------------ delete
-    def cleanup(self, gone: Collection[str], view: ConfigView, live: list[Obj]) -> set[str]:
-        """`cleanup_kubernetes_jobs` for these job ids; returns the ones to try again later."""
+    def cleanup(self, gone: Collection[str], view: ConfigView, live: list[Obj], *,
+                moved: Collection[str] = ()) -> set[str]:
+        """`cleanup_kubernetes_jobs` for these job ids; returns the ones to try again later
+        (``moved`` ones whose new Deployment is not ready yet are tried again, with backoff)."""
         present = {jid for obj in live if not foreign_cluster(obj, self.cluster)
                    for jid in job_ids_of(obj) if jid in gone}
         if not present:
@@ -224,10 +245,11 @@ class Reconciler:
         by_key = {object_key(obj): obj for obj in live}
         victims = [victim for victim in plan.delete if victim.job_id in gone
                    and not _being_deleted(by_key.get(f"{victim.namespace}/{victim.name}"))]
+        waiting = set(moved) - {victim.job_id for victim in victims}
         if not victims:
-            return set()
+            return waiting
         budget = RunBudget(deadline=self.batch_deadline)
-        retry: set[str] = set()
+        retry: set[str] = set(waiting)
         try:
             with self.elector.writing(budget):
                 for victim, outcome, detail in delete_victims(victims, self.client.governed(budget),
