@@ -31,8 +31,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import FakeApi
+from lease_builders import hold_lease
 from soa_builders import deployments_doc, write_tree
-from test_controller_writes import hold_lease
 
 from paasta_lite.config.system_config import load_system_config
 from paasta_lite.controller.leader import LeaseElector, make_elector

@@ -25,11 +25,12 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import FakeApi
 from fake_apiserver import RESOURCES, FakeApiServer
+from lease_builders import hold_lease
 from soa_builders import deployments_doc, write_tree
 
 from paasta_lite.cleanup_kubernetes_jobs import cleanup_kubernetes_jobs
 from paasta_lite.kube import labels
-from paasta_lite.kube.run_lock import LEASE_NAME, LEASE_NAMESPACE, micro_time
+from paasta_lite.kube.run_lock import LEASE_NAME, LEASE_NAMESPACE
 from paasta_lite.setup_kubernetes_job import setup_kubernetes_job
 
 CLUSTER = "c1"
@@ -81,14 +82,6 @@ def live(fake_api: FakeApi, name: str = "web-main") -> dict[str, Any]:
 
 def managers(obj: dict[str, Any]) -> set[str]:
     return {entry["manager"] for entry in obj["metadata"].get("managedFields", [])}
-
-
-def hold_lease(server: FakeApiServer, holder: str, *, renewed: float | None = None,
-               seconds: int = 30) -> None:
-    stamp = micro_time(time.time() if renewed is None else renewed)
-    server.put_object("leases", {"metadata": {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE},
-                                 "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds,
-                                          "acquireTime": stamp, "renewTime": stamp, "leaseTransitions": 3}})
 
 
 # --------------------------------------------------------------------------- server-side apply
