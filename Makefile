@@ -70,7 +70,10 @@ test-latest: ## Tests against the newest versions pyproject.toml allows (not CI:
 	$(LATEST_VENV)/bin/python -m pytest tests playground/tests
 
 .PHONY: test
-test: dev ## Run the unit tests (no cluster needed)
+test: lint unit ## What CI runs: lint, then the unit tests (no cluster needed)
+
+.PHONY: unit
+unit: dev ## The unit tests alone (tests/, playground/tests/; no cluster needed)
 	$(BIN)/python -m pytest tests playground/tests
 
 .PHONY: lint
