@@ -187,9 +187,6 @@ class KubeClient:
         """Every Deployment with the managed label, all namespaces, in one request."""
         return self._items(f"{APPS}/deployments", {"labelSelector": labels.MANAGED_SELECTOR})
 
-    def list_deployments(self, namespace: str, selector: str | None = None) -> list[Obj]:
-        return self._items(_path(APPS, "namespaces", namespace, "deployments"), {"labelSelector": selector})
-
     def get_deployment(self, namespace: str, name: str) -> Obj:
         """The live Deployment; raises `NotFound` when there is none."""
         return self._json("GET", _path(APPS, "namespaces", namespace, "deployments", name))
